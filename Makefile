@@ -1,0 +1,25 @@
+# Targets mirror CI. The build cache lives outside the work tree.
+export PINPIPE_CACHE ?= $(HOME)/.cache/pinpipe
+export CARGO_TARGET_DIR ?= $(PINPIPE_CACHE)/target
+
+.PHONY: demo test services-up services-down lint bench
+
+demo:            ## run the pipeline end to end on embedded defaults
+	scripts/setup.sh
+	cargo run --release -p pinpipe-cli -- demo
+
+test:            ## the whole test suite against real services
+	scripts/test.sh
+
+services-up:
+	scripts/services.sh up
+
+services-down:
+	scripts/services.sh down
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --all-targets -- -D warnings
+
+bench:
+	scripts/bench.sh

@@ -1,0 +1,303 @@
+//! The `pinpipe` command: parses flags, builds the core's config structs, runs them and prints
+//! their summaries. No pipeline logic lives here.
+
+mod env;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use pinpipe::config::FileConfig;
+use pinpipe::kafka::KafkaConnection;
+use pinpipe::names::UserId;
+use serde::Serialize;
+
+/// pinpipe: the Pinterest data pipeline with a Rust core.
+#[derive(Parser)]
+#[command(name = "pinpipe", version, about, propagate_version = true)]
+struct Cli {
+    /// YAML configuration file; its keys mirror the long flags (user_id, bootstrap_servers, ...).
+    #[arg(long, global = true, env = env::CONFIG)]
+    config: Option<PathBuf>,
+    /// Print summaries as JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log output on stderr (-v debug, -vv trace); PINPIPE_LOG takes a full filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline end to end on embedded defaults (no broker or cloud needed).
+    Demo(DemoArgs),
+    /// Serve the HTTP front: the Kafka REST Proxy v2 produce API.
+    Gateway(GatewayArgs),
+    /// Post events the way the original emulators did.
+    #[command(subcommand)]
+    Emulate(EmulateCommand),
+    /// Kafka admin for the user's three topics.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+    /// Land Kafka records in the landing zone (Confluent S3-sink layout), exactly once.
+    Sink(SinkArgs),
+    /// Source database tools.
+    #[command(subcommand)]
+    Source(SourceCommand),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// 12-hex-digit user id; every topic, bucket and stream name derives from it.
+    #[arg(long, env = env::USER_ID)]
+    user_id: Option<String>,
+    /// Kafka bootstrap servers (host:port,...).
+    #[arg(long, env = env::BOOTSTRAP_SERVERS)]
+    bootstrap_servers: Option<String>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Events to send.
+    #[arg(long, env = env::EVENTS)]
+    events: Option<u64>,
+    /// Seed of the emulator's draws.
+    #[arg(long, env = env::SEED)]
+    seed: Option<u64>,
+    /// Concurrent senders.
+    #[arg(long, env = env::CONCURRENCY)]
+    concurrency: Option<usize>,
+    /// Records per landing object.
+    #[arg(long, env = env::FLUSH_SIZE)]
+    flush_size: Option<usize>,
+    /// Working directory of the demo (landing zone and tables go under it).
+    #[arg(long, default_value = "pinpipe-demo")]
+    dir: PathBuf,
+}
+
+#[derive(Args)]
+struct GatewayArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Address to listen on.
+    #[arg(long, env = env::LISTEN)]
+    listen: Option<SocketAddr>,
+    /// Require this value in the x-api-key header.
+    #[arg(long, env = env::API_KEY, hide_env_values = true)]
+    api_key: Option<String>,
+    /// Topic the API may write to (repeatable; default: the user's three topics; * for any).
+    #[arg(long = "allow-topic")]
+    allow_topics: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
+    /// Seconds a record may wait for the broker's acknowledgement before the request fails (503).
+    #[arg(long)]
+    produce_timeout: Option<f64>,
+}
+
+#[derive(Subcommand)]
+enum EmulateCommand {
+    /// Post pin, geo and user rows to the gateway's REST-proxy API, one event at a time.
+    Batch(EmulateArgs),
+}
+
+#[derive(Args)]
+struct EmulateArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Base URL of the gateway.
+    #[arg(long, env = env::GATEWAY)]
+    gateway: Option<String>,
+    /// Events to send (0: until interrupted).
+    #[arg(long, env = env::EVENTS)]
+    events: Option<u64>,
+    /// Seed of the draws (100 reproduces the original emulator's rows).
+    #[arg(long, env = env::SEED)]
+    seed: Option<u64>,
+    /// Send flat out instead of sleeping 0-1 s before each event.
+    #[arg(long, env = env::NO_SLEEP)]
+    no_sleep: bool,
+    /// Events in flight at once.
+    #[arg(long, env = env::CONCURRENCY)]
+    concurrency: Option<usize>,
+    /// Where rows come from: synthetic or mysql.
+    #[arg(long, env = env::SOURCE)]
+    source: Option<String>,
+    /// db_creds.yaml of the MySQL source.
+    #[arg(long, env = env::DB_CREDS)]
+    db_creds: Option<PathBuf>,
+    /// Value of the x-api-key header.
+    #[arg(long, env = env::API_KEY, hide_env_values = true)]
+    api_key: Option<String>,
+    /// Seconds to keep retrying a failing request before the event counts as failed.
+    #[arg(long)]
+    retry_for: Option<f64>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// Create the three topics (existing ones are left alone).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
+    },
+    /// List topics with their partitions.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Args)]
+struct SinkArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Landing zone: a local directory or s3://bucket/prefix.
+    #[arg(long, env = env::LANDING)]
+    landing: Option<String>,
+    /// Records per object (1 reproduces the original connector).
+    #[arg(long, env = env::FLUSH_SIZE)]
+    flush_size: Option<usize>,
+    /// Bytes per object before it is written regardless of the record count.
+    #[arg(long)]
+    flush_bytes: Option<usize>,
+    /// Seconds a record may wait in memory before its object is written.
+    #[arg(long)]
+    flush_interval: Option<f64>,
+    /// Drain to the end offsets seen at start, then exit.
+    #[arg(long)]
+    until_caught_up: bool,
+    /// Consumer group (default pinpipe-sink-<user id>).
+    #[arg(long)]
+    group_id: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum SourceCommand {
+    /// Create the pinterest_data database and load the synthetic dataset into it.
+    LoadMysql {
+        /// db_creds.yaml (HOST, USER, PASSWORD, DATABASE, PORT).
+        #[arg(long, env = env::DB_CREDS)]
+        db_creds: Option<PathBuf>,
+        /// Rows per table.
+        #[arg(long, default_value_t = 11_154)]
+        rows: u64,
+        /// Seed of the synthetic dataset.
+        #[arg(long, default_value_t = 0)]
+        dataset_seed: u64,
+    },
+}
+
+/// Resolved settings: flag or environment, then the config file, then the default.
+struct Settings {
+    file: FileConfig,
+}
+
+impl Settings {
+    fn user_id(&self, common: &Common) -> Result<UserId> {
+        let id = common.user_id.clone().or(self.file.user_id.clone());
+        Ok(match id {
+            Some(id) => UserId::new(&id)?,
+            None => UserId::default(),
+        })
+    }
+
+    fn kafka(&self, common: &Common) -> Result<KafkaConnection> {
+        let servers = common.bootstrap_servers.clone().or(self.file.bootstrap_servers.clone());
+        let Some(servers) = servers else {
+            bail!("no Kafka configured: set --bootstrap-servers, {} or bootstrap_servers in the config file", env::BOOTSTRAP_SERVERS)
+        };
+        Ok(KafkaConnection { bootstrap_servers: servers, properties: self.file.kafka_properties.clone() })
+    }
+}
+
+fn secs(v: f64, what: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(v).with_context(|| format!("{what} must be a non-negative number of seconds"))
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn print<T: Serialize>(json: bool, summary: &T, text: impl FnOnce(&T) -> String) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(summary).expect("summary serializes"));
+    } else {
+        println!("{}", text(summary));
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let filter = std::env::var(env::LOG).unwrap_or_else(|_| {
+        match verbose {
+            0 => "warn,pinpipe=info",
+            1 => "info,pinpipe=debug",
+            _ => "debug,pinpipe=trace",
+        }
+        .to_string()
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let file = match &cli.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let settings = Settings { file };
+    let json = cli.json;
+    match cli.command {
+        Command::Demo(args) => commands::demo(&settings, args, json).await,
+        Command::Gateway(args) => commands::gateway(&settings, args, json).await,
+        Command::Emulate(EmulateCommand::Batch(args)) => commands::emulate(&settings, args, json).await,
+        Command::Topics(cmd) => commands::topics(&settings, cmd, json).await,
+        Command::Sink(args) => commands::sink(&settings, args, json).await,
+        Command::Source(SourceCommand::LoadMysql { db_creds, rows, dataset_seed }) => {
+            let path = db_creds.or(settings.file.db_creds.clone()).unwrap_or_else(|| PathBuf::from("db_creds.yaml"));
+            let creds = pinpipe::source::DbCreds::load(&path)?;
+            let dataset = pinpipe::source::SyntheticDataset::new(&pinpipe::source::SyntheticConfig { rows, seed: dataset_seed });
+            let summary = pinpipe::source::mysql::load_mysql(&creds, &dataset).await?;
+            print(json, &summary, |s| format!("loaded {} rows into each table of database {}", s.rows_per_table, s.database));
+            Ok(())
+        }
+    }
+}
+
+mod commands;

@@ -1,0 +1,170 @@
+//! The gateway: the HTTP front of the pipeline. Its Kafka side speaks the Confluent REST Proxy v2
+//! produce API, so the original emulator works against it unchanged.
+
+mod error;
+mod metrics;
+mod rest;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::Router;
+use rdkafka::producer::FutureProducer;
+use serde::{Deserialize, Serialize};
+
+pub use error::ApiError;
+
+use crate::error::{Error, Result};
+use crate::kafka::KafkaConnection;
+use crate::names::UserId;
+
+/// Default cap on a request body: 8 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Configuration of the gateway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address to listen on. Default `127.0.0.1:8082` (the REST proxy's port).
+    pub listen: SocketAddr,
+    /// The user id whose three topics form the default allowlist.
+    #[serde(skip)]
+    pub user_id: UserId,
+    /// Topics the API may write to. Default (empty): the three `<uid>.pin|geo|user` topics.
+    /// `["*"]` allows every existing topic.
+    pub allowed_topics: Vec<String>,
+    /// When set, every request must carry this value in the `x-api-key` header.
+    #[serde(skip_serializing)]
+    pub api_key: Option<String>,
+    /// Largest accepted request body in bytes. Default 8 MiB.
+    pub max_body_bytes: usize,
+    /// How long a record may wait for the broker's acknowledgement before the request fails
+    /// with 503 / 50003 (librdkafka `message.timeout.ms`). Default 30 s.
+    #[serde(with = "crate::config::duration_secs")]
+    pub produce_timeout: Duration,
+    /// How long the producer waits to batch records (librdkafka `linger.ms`). Default 2 ms.
+    pub linger_ms: u32,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
+            user_id: UserId::default(),
+            allowed_topics: Vec::new(),
+            api_key: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            produce_timeout: Duration::from_secs(30),
+            linger_ms: 2,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Validates the config, connects the producer and binds the listener.
+    pub async fn build(self, kafka: &KafkaConnection) -> Result<Gateway> {
+        if self.max_body_bytes == 0 {
+            return Err(Error::Config("max_body_bytes must be positive".into()));
+        }
+        if matches!(&self.api_key, Some(k) if k.is_empty()) {
+            return Err(Error::Config("api_key must not be empty when set".into()));
+        }
+        let allowed = if self.allowed_topics.is_empty() {
+            Some(self.user_id.topics().into_iter().collect())
+        } else if self.allowed_topics.iter().any(|t| t == "*") {
+            None
+        } else {
+            Some(self.allowed_topics.iter().cloned().collect())
+        };
+        let producer: FutureProducer = kafka
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", self.linger_ms.to_string())
+            .set("message.timeout.ms", self.produce_timeout.as_millis().to_string())
+            .set("allow.auto.create.topics", "false")
+            .set("queue.buffering.max.messages", "1000000")
+            .create()
+            .map_err(Error::kafka("create producer"))?;
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .map_err(Error::io(format!("listen on {}", self.listen)))?;
+        let state = Arc::new(State {
+            producer,
+            allowed,
+            api_key: self.api_key.clone(),
+            max_body_bytes: self.max_body_bytes,
+            topics: RwLock::new(HashMap::new()),
+            metrics: metrics::Metrics::default(),
+        });
+        Ok(Gateway { listener, state })
+    }
+}
+
+/// Shared state of the request handlers.
+pub(crate) struct State {
+    producer: FutureProducer,
+    /// `None` allows every existing topic.
+    allowed: Option<HashSet<String>>,
+    api_key: Option<String>,
+    max_body_bytes: usize,
+    /// Topic metadata cache: partition count (None: the topic does not exist) and when it was read.
+    topics: RwLock<HashMap<String, (Option<i32>, Instant)>>,
+    metrics: metrics::Metrics,
+}
+
+/// A bound, ready gateway.
+pub struct Gateway {
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+}
+
+/// What a gateway did before it stopped.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewaySummary {
+    pub records_acknowledged: u64,
+}
+
+impl Gateway {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// The HTTP routes.
+    fn router(state: Arc<State>) -> Router {
+        Router::new()
+            .route("/", get(|| async { axum::Json(serde_json::json!({})) }))
+            .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+            .route("/metrics", get(rest::metrics))
+            .merge(rest::routes())
+            .fallback(|| async {
+                ApiError::new(axum::http::StatusCode::NOT_FOUND, 404, "HTTP 404 Not Found")
+            })
+            .with_state(state)
+    }
+
+    /// Serves until `shutdown` completes, then waits for in-flight records.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<GatewaySummary> {
+        let addr = self.local_addr();
+        tracing::info!(%addr, "gateway listening");
+        let state = self.state.clone();
+        axum::serve(self.listener, Self::router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(Error::io("serve HTTP"))?;
+        let producer = state.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer;
+            let _ = producer.flush(Duration::from_secs(10));
+        })
+        .await
+        .ok();
+        Ok(GatewaySummary { records_acknowledged: state.metrics.records_produced() })
+    }
+}

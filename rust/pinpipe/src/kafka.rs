@@ -1,0 +1,152 @@
+//! Kafka plumbing shared by the gateway, the sink and the admin commands: client configs, the
+//! in-process cluster of the embedded default, and topic administration.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::RDKafkaErrorCode;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// How long admin and metadata calls may take before they fail.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where Kafka is: a list of bootstrap servers plus librdkafka properties passed through as given
+/// (for TLS/SASL on MSK, for example: `security.protocol`, `sasl.mechanism`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct KafkaConnection {
+    pub bootstrap_servers: String,
+    pub properties: BTreeMap<String, String>,
+}
+
+impl KafkaConnection {
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        KafkaConnection { bootstrap_servers: bootstrap_servers.into(), properties: BTreeMap::new() }
+    }
+
+    /// A librdkafka config with the servers and pass-through properties set.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        config.set("client.id", "pinpipe");
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// An in-process Kafka cluster (librdkafka's mock cluster) for the embedded default and fast
+/// tests. It lives as long as this value.
+pub struct EmbeddedKafka {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl EmbeddedKafka {
+    /// Starts a one-broker cluster.
+    pub fn start() -> Result<Self> {
+        let cluster = MockCluster::new(1).map_err(Error::kafka("start the embedded Kafka"))?;
+        Ok(EmbeddedKafka { cluster })
+    }
+
+    pub fn connection(&self) -> KafkaConnection {
+        KafkaConnection::new(self.cluster.bootstrap_servers())
+    }
+
+    /// Creates a topic; the mock cluster does not implement the admin API's CreateTopics.
+    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        self.cluster
+            .create_topic(topic, partitions, 1)
+            .map_err(Error::kafka(format!("create topic {topic}")))
+    }
+}
+
+/// What `topics create` did with one topic.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicCreated {
+    pub topic: String,
+    pub created: bool,
+    pub message: String,
+}
+
+/// Creates topics, treating "already exists" as success (so the command is idempotent).
+pub async fn create_topics(
+    connection: &KafkaConnection,
+    topics: &[String],
+    partitions: i32,
+    replication: i32,
+) -> Result<Vec<TopicCreated>> {
+    let admin: AdminClient<DefaultClientContext> =
+        connection.client_config().create().map_err(Error::kafka("create admin client"))?;
+    let new_topics: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results = admin
+        .create_topics(new_topics.iter(), &options)
+        .await
+        .map_err(Error::kafka("create topics"))?;
+    let mut out = Vec::new();
+    for result in results {
+        match result {
+            Ok(topic) => out.push(TopicCreated { topic, created: true, message: "created".into() }),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                out.push(TopicCreated { topic, created: false, message: "already exists".into() })
+            }
+            Err((topic, code)) => {
+                return Err(Error::Config(format!("cannot create topic {topic}: {code}")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A topic as the broker describes it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub in_sync_replicas: Vec<i32>,
+}
+
+/// Reads topic metadata (all topics, or one). Blocking: call from a blocking context.
+pub fn fetch_topics(connection: &KafkaConnection, topic: Option<&str>) -> Result<Vec<TopicInfo>> {
+    let consumer: BaseConsumer =
+        connection.client_config().create().map_err(Error::kafka("create metadata client"))?;
+    let metadata = consumer
+        .fetch_metadata(topic, METADATA_TIMEOUT)
+        .map_err(Error::kafka("fetch metadata"))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| TopicInfo {
+            name: t.name().to_string(),
+            partitions: t
+                .partitions()
+                .iter()
+                .map(|p| PartitionInfo {
+                    partition: p.id(),
+                    leader: p.leader(),
+                    replicas: p.replicas().to_vec(),
+                    in_sync_replicas: p.isr().to_vec(),
+                })
+                .collect(),
+        })
+        .collect())
+}

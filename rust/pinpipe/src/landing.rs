@@ -1,0 +1,150 @@
+//! The landing zone: an object store (local directory or S3) laid out exactly as the Confluent S3
+//! sink connector lays it out (`DefaultPartitioner`, `JsonFormat`):
+//! `topics/<topic>/partition=<p>/<topic>+<p>+<start offset, 10 digits>.json`, one JSON value per line.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::{Error, Result};
+
+/// An opened object store with a key prefix: used for the landing zone and (later) the lake.
+#[derive(Clone)]
+pub struct Store {
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    url: String,
+}
+
+/// What a create-only put found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    AlreadyExists,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("url", &self.url).finish()
+    }
+}
+
+impl Store {
+    /// Opens `s3://bucket/prefix` (credentials and endpoint from the standard AWS environment,
+    /// `AWS_ENDPOINT_URL` included) or a local directory, created if missing.
+    pub fn open(url: &str) -> Result<Self> {
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::Config(format!("no bucket in {url:?}")));
+            }
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            let endpoint = std::env::var("AWS_ENDPOINT_URL_S3").or_else(|_| std::env::var("AWS_ENDPOINT_URL"));
+            if let Ok(endpoint) = endpoint {
+                builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
+            }
+            if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_ok() {
+                builder = builder.with_region(std::env::var("AWS_DEFAULT_REGION").unwrap_or_default());
+            }
+            let store = builder.build().map_err(Error::store(format!("open {url}")))?;
+            Ok(Store { store: Arc::new(store), prefix: ObjectPath::from(prefix), url: url.to_string() })
+        } else {
+            let path = url.strip_prefix("file://").unwrap_or(url);
+            std::fs::create_dir_all(path).map_err(Error::io(format!("create directory {path}")))?;
+            let store = LocalFileSystem::new_with_prefix(path).map_err(Error::store(format!("open {path}")))?;
+            Ok(Store { store: Arc::new(store), prefix: ObjectPath::default(), url: url.to_string() })
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn full(&self, key: &str) -> ObjectPath {
+        if self.prefix.as_ref().is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    /// Writes an object only if no object has that key (S3 `If-None-Match: *`; an exclusive
+    /// create on a local disk).
+    pub async fn put_new(&self, key: &str, data: Bytes) -> Result<PutOutcome> {
+        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&self.full(key), PutPayload::from_bytes(data), options).await {
+            Ok(_) => Ok(PutOutcome::Created),
+            Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
+                Ok(PutOutcome::AlreadyExists)
+            }
+            Err(e) => Err(Error::ObjectStore { context: format!("put {key}"), source: e }),
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let result = self.store.get(&self.full(key)).await.map_err(Error::store(format!("get {key}")))?;
+        result.bytes().await.map_err(Error::store(format!("read {key}")))
+    }
+
+    /// Keys (relative to the store's prefix) under `dir`, sorted.
+    pub async fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let base = self.full(dir);
+        let strip = if self.prefix.as_ref().is_empty() { 0 } else { self.prefix.as_ref().len() + 1 };
+        let mut keys: Vec<String> = self
+            .store
+            .list(Some(&base))
+            .map_ok(|meta| meta.location.as_ref()[strip..].to_string())
+            .try_collect()
+            .await
+            .map_err(Error::store(format!("list {dir}")))?;
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+/// Folder of one topic partition: `topics/<topic>/partition=<p>`.
+pub fn partition_dir(topic: &str, partition: i32) -> String {
+    format!("topics/{topic}/partition={partition}")
+}
+
+/// Key of the object whose first record has `start_offset`.
+pub fn object_key(topic: &str, partition: i32, start_offset: i64) -> String {
+    format!("{}/{topic}+{partition}+{start_offset:010}.json", partition_dir(topic, partition))
+}
+
+/// The start offset named by an object key of the layout, if it is one.
+pub fn start_offset_of(key: &str) -> Option<i64> {
+    let name = key.rsplit('/').next()?.strip_suffix(".json")?;
+    name.rsplit('+').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_the_connector_layout() {
+        assert_eq!(
+            object_key("0eaf46a0829f.pin", 0, 42),
+            "topics/0eaf46a0829f.pin/partition=0/0eaf46a0829f.pin+0+0000000042.json"
+        );
+        assert_eq!(start_offset_of(&object_key("a.b", 3, 1234567890)), Some(1234567890));
+        assert_eq!(start_offset_of("topics/a/partition=0/readme.txt"), None);
+    }
+
+    #[tokio::test]
+    async fn create_only_puts_never_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        let key = object_key("t", 0, 0);
+        assert_eq!(store.put_new(&key, Bytes::from_static(b"1\n")).await.unwrap(), PutOutcome::Created);
+        assert_eq!(store.put_new(&key, Bytes::from_static(b"2\n")).await.unwrap(), PutOutcome::AlreadyExists);
+        assert_eq!(store.get(&key).await.unwrap(), Bytes::from_static(b"1\n"));
+        assert_eq!(store.list("topics/t").await.unwrap(), vec![key]);
+    }
+}

@@ -1,0 +1,17 @@
+//! pinpipe core: every part of the pipeline as a library function that takes a config struct and
+//! returns a summary. The CLI and the Python extension only build configs and print summaries.
+
+pub mod config;
+pub mod demo;
+pub mod emulate;
+pub mod error;
+pub mod gateway;
+pub mod kafka;
+pub mod landing;
+pub mod model;
+pub mod names;
+pub mod pyrandom;
+pub mod sink;
+pub mod source;
+
+pub use error::{Error, Result};
