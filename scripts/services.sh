@@ -155,8 +155,8 @@ port_open() {
 }
 
 # launch NAME WORKDIR COMMAND...: start COMMAND detached in its own session, output appended to
-# the service's log, its pid in the service's pid file (written by the process itself, which
-# then execs COMMAND, so the pid is the service's own).
+# the service's log, its pid in the service's pid file (written, atomically, by the process
+# itself, which then execs COMMAND, so the pid is the service's own).
 launch() {
     local name="$1" workdir="$2" log pf
     shift 2
@@ -168,7 +168,7 @@ launch() {
         cd "$workdir"
         # fds 8 and 9 hold this script's locks: the service must not inherit them.
         # shellcheck disable=SC2016 # $$, $0 and $@ belong to the inner bash
-        setsid nohup bash -c 'echo "$$" >"$0" && exec "$@"' "$pf" "$@" \
+        setsid nohup bash -c 'echo "$$" >"$0.tmp" && mv -f "$0.tmp" "$0" && exec "$@"' "$pf" "$@" \
             </dev/null >>"$log" 2>&1 8>&- 9>&- &
     )
 }
@@ -192,7 +192,7 @@ wait_ready() {
             if "${name}_ready"; then
                 return 0
             fi
-        elif [[ -s "$(pid_file "$name")" ]]; then
+        elif [[ -s "$(pid_file "$name")" ]] && ! running_pid "$name" >/dev/null; then
             show_log_tail "$name"
             die "$name exited while starting; see $(log_file "$name")"
         fi
@@ -320,11 +320,13 @@ ensure_tansu() {
             apt_install build-essential cmake pkg-config
         fi
         say "tansu: building $TANSU_VERSION once into $TANSU_ROOT (~25 min on 2 cores; log: $TANSU_BUILD_LOG)"
-        cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" \
-            --root "$TANSU_ROOT" >"$TANSU_BUILD_LOG" 2>&1 9>&- &
+        # In its own process group, so a timeout can stop rustc too; an interrupted run leaves the
+        # build going, and the next run waits for it instead of starting another.
+        setsid --wait cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" \
+            --root "$TANSU_ROOT" </dev/null >"$TANSU_BUILD_LOG" 2>&1 9>&- &
         pid=$!
         if ! wait_for_build "$pid" "$TANSU_BUILD_LOG"; then
-            kill -TERM "$pid" 2>/dev/null || true
+            signal_service TERM "$pid"
             die "the tansu build did not finish within ${BUILD_TIMEOUT}s; see $TANSU_BUILD_LOG"
         fi
         wait "$pid" || {
@@ -442,7 +444,6 @@ mariadb_ready() {
 
 # The check a test makes: root over TCP with the password, running a query.
 mariadb_tcp_ready() {
-    port_open "$MARIADB_PORT" || return 1
     MYSQL_PWD="$DB_PASSWORD" "$(mdb_bin mariadb mysql)" --no-defaults --protocol=TCP \
         --host=127.0.0.1 --port="$MARIADB_PORT" --user=root --connect-timeout=3 \
         --batch --skip-column-names --execute='SELECT 1' >/dev/null 2>&1
@@ -538,6 +539,8 @@ provision_mariadb() {
         sql+="GRANT ALL PRIVILEGES ON *.* TO 'root'@'$host' WITH GRANT OPTION;"
     done
     sql+="ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('$pw');"
+    # mariadb-install-db grants root@<hostname> proxy rights, which skip-name-resolve warns about.
+    sql+="DELETE FROM mysql.proxies_priv WHERE Host NOT IN ('localhost', '127.0.0.1', '::1');"
     sql+="FLUSH PRIVILEGES;"
     mdb_admin "$sql" ||
         die "could not set up MariaDB's root user over $MDB_SOCK; see $(log_file mariadb) (a datadir made with another password: stop mariadb and delete $MDB_DIR)"

@@ -9,12 +9,10 @@ of each partition chain from offset 0 to the partition's end offset with no gap 
 from __future__ import annotations
 
 import collections
-import os
 
 import pytest
 
 from conftest import (
-    BOOTSTRAP,
     TABLES,
     Landing,
     check_contiguous,

@@ -9,7 +9,8 @@ use pinpipe::gateway::GatewayConfig;
 use pinpipe::sink::{run_sink, SinkConfig};
 use pinpipe::source::SourceConfig;
 
-use crate::{secs, print, shutdown_signal, DemoArgs, EmulateArgs, GatewayArgs, Settings, SinkArgs, TopicsCommand};
+use crate::{print, secs, shutdown_signal, BatchArgs, DemoArgs, EmulateArgs, GatewayArgs, QueryArgs, Settings, SinkArgs, TopicsCommand};
+use pinpipe::batch::{run_batch, BatchConfig, BatchSummary};
 
 pub async fn demo(settings: &Settings, args: DemoArgs, json: bool) -> Result<()> {
     let f = &settings.file;
@@ -22,6 +23,7 @@ pub async fn demo(settings: &Settings, args: DemoArgs, json: bool) -> Result<()>
         concurrency: args.concurrency.or(f.concurrency).unwrap_or(defaults.concurrency),
         flush_size: args.flush_size.or(f.flush_size).unwrap_or(defaults.flush_size),
         progress: !json,
+        batch_concurrency: args.batch_concurrency,
         ..defaults
     };
     let summary = run_demo(config).await?;
@@ -30,7 +32,7 @@ pub async fn demo(settings: &Settings, args: DemoArgs, json: bool) -> Result<()>
             "pinpipe demo: synthetic source -> emulator -> gateway -> in-process Kafka -> sink\n\
              events sent      {:>10}  ({:.0} events/s, {} failed)\n\
              records posted   {:>10}\n\
-             records landed   {:>10}  in {} objects under {}\n{}",
+             records landed   {:>10}  in {} objects under {}\n{}\n\n{}",
             s.emulate.events_sent,
             s.emulate.events_per_sec,
             s.emulate.events_failed,
@@ -43,7 +45,8 @@ pub async fn demo(settings: &Settings, args: DemoArgs, json: bool) -> Result<()>
                 .iter()
                 .map(|(t, n)| format!("  {t:<24} {n:>8} records"))
                 .collect::<Vec<_>>()
-                .join("\n")
+                .join("\n"),
+            batch_text(&s.batch)
         )
     });
     Ok(())
@@ -166,3 +169,99 @@ pub async fn sink(settings: &Settings, args: SinkArgs, json: bool) -> Result<()>
     Ok(())
 }
 
+
+/// Text form of a batch summary: per-table counts, then every analytics table.
+pub fn batch_text(s: &BatchSummary) -> String {
+    let mut out = format!("batch run {} -> {}\n", s.run_id, s.lake);
+    out.push_str(&format!(
+        "{:<6} {:>8} {:>10} {:>8} {:>8} {:>10}\n",
+        "table", "objects", "records", "dead", "dups", "clean rows"
+    ));
+    for t in &s.tables {
+        out.push_str(&format!(
+            "{:<6} {:>8} {:>10} {:>8} {:>8} {:>10}\n",
+            t.table, t.objects_read, t.records_read, t.dead_lettered, t.deduplicated, t.clean_rows
+        ));
+    }
+    for t in &s.tables {
+        if !t.nulled.is_empty() {
+            let parts: Vec<String> = t.nulled.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            out.push_str(&format!("nulled in {}: {}\n", t.table, parts.join("; ")));
+        }
+    }
+    for a in &s.analytics {
+        out.push_str(&format!("\n{} ({})\n", a.name, a.question));
+        out.push_str(&rows_table(&a.rows));
+    }
+    out.push_str(&format!(
+        "\n{:.2} s (decode {:.2} s, clean {:.2} s, analytics {:.2} s)",
+        s.elapsed_secs, s.decode_secs, s.clean_secs, s.analytics_secs
+    ));
+    out
+}
+
+/// A small text table of JSON rows (columns in the rows' order).
+fn rows_table(rows: &[serde_json::Map<String, serde_json::Value>]) -> String {
+    let Some(first) = rows.first() else { return "  (no rows)\n".into() };
+    let columns: Vec<&String> = first.keys().collect();
+    let cell = |v: Option<&serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => "".into(),
+        Some(v) => v.to_string(),
+    };
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|c| rows.iter().map(|r| cell(r.get(*c)).chars().count()).max().unwrap_or(0).max(c.len()))
+        .collect();
+    let mut out = String::new();
+    let line = |cells: Vec<String>| {
+        let mut l = String::from("  ");
+        for (c, w) in cells.iter().zip(&widths) {
+            l.push_str(&format!("{c:<w$}  ", w = *w));
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(columns.iter().map(|c| c.to_string()).collect()));
+    out.push_str(&line(widths.iter().map(|w| "-".repeat(*w)).collect()));
+    for r in rows {
+        out.push_str(&line(columns.iter().map(|c| cell(r.get(*c))).collect()));
+    }
+    out
+}
+
+pub async fn batch(settings: &Settings, args: BatchArgs, json: bool) -> Result<()> {
+    let f = &settings.file;
+    let defaults = BatchConfig::default();
+    let config = BatchConfig {
+        user_id: settings.user_id(&args.common)?,
+        landing: args.landing.or(f.landing.clone()).unwrap_or(defaults.landing.clone()),
+        lake: args.lake.or(f.lake.clone()).unwrap_or(defaults.lake.clone()),
+        full_refresh: args.full_refresh,
+        concurrency: args.concurrency.or(f.concurrency).unwrap_or(defaults.concurrency),
+        progress: !args.quiet && !json,
+    };
+    let summary = run_batch(config).await?;
+    print(json, &summary, batch_text);
+    Ok(())
+}
+
+pub async fn query(settings: &Settings, args: QueryArgs, json: bool) -> Result<()> {
+    if args.list {
+        let tables = pinpipe::query::lake_tables();
+        print(json, &tables, |ts| ts.iter().map(|t| format!("{:<46} {}", t.name, t.path)).collect::<Vec<_>>().join("\n"));
+        return Ok(());
+    }
+    let lake = args.lake.or(settings.file.lake.clone()).unwrap_or_else(|| BatchConfig::default().lake);
+    let batches = match (&args.name, &args.sql) {
+        (_, Some(sql)) => pinpipe::query::run_sql(&lake, sql).await?,
+        (Some(name), None) => pinpipe::query::read_table(&lake, name).await?,
+        (None, None) => anyhow::bail!("give a table name or --sql"),
+    };
+    if json {
+        let rows = pinpipe::batch::rows_as_json(&batches)?;
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!("{}", pinpipe::query::pretty(&batches)?);
+    }
+    Ok(())
+}

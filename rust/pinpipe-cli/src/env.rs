@@ -8,6 +8,7 @@ pub const GATEWAY: &str = "PINPIPE_GATEWAY";
 pub const LISTEN: &str = "PINPIPE_LISTEN";
 pub const API_KEY: &str = "PINPIPE_API_KEY";
 pub const LANDING: &str = "PINPIPE_LANDING";
+pub const LAKE: &str = "PINPIPE_LAKE";
 pub const EVENTS: &str = "PINPIPE_EVENTS";
 pub const SEED: &str = "PINPIPE_SEED";
 pub const CONCURRENCY: &str = "PINPIPE_CONCURRENCY";

@@ -45,9 +45,50 @@ enum Command {
     Topics(TopicsCommand),
     /// Land Kafka records in the landing zone (Confluent S3-sink layout), exactly once.
     Sink(SinkArgs),
+    /// Landing zone -> clean Delta tables -> analytics tables (incremental, exactly once).
+    Batch(BatchArgs),
+    /// Print a lake table, or run SQL over every lake table.
+    Query(QueryArgs),
     /// Source database tools.
     #[command(subcommand)]
     Source(SourceCommand),
+}
+
+#[derive(Args)]
+struct BatchArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Landing zone: a local directory or s3://bucket/prefix.
+    #[arg(long, env = env::LANDING)]
+    landing: Option<String>,
+    /// Lake root for the Delta tables: a local directory or s3://bucket/prefix.
+    #[arg(long, env = env::LAKE)]
+    lake: Option<String>,
+    /// Rebuild every table from all landed objects.
+    #[arg(long)]
+    full_refresh: bool,
+    /// Landing objects read and decoded at once.
+    #[arg(long, env = env::CONCURRENCY)]
+    concurrency: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    /// Table to print: pin, geo, user, an analytics table, _dead_letters, _quality.
+    #[arg(required_unless_present_any = ["sql", "list"], conflicts_with = "sql")]
+    name: Option<String>,
+    /// SQL to run; every lake table is registered by name.
+    #[arg(long)]
+    sql: Option<String>,
+    /// List the table names.
+    #[arg(long)]
+    list: bool,
+    /// Lake root: a local directory or s3://bucket/prefix.
+    #[arg(long, env = env::LAKE)]
+    lake: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -76,6 +117,9 @@ struct DemoArgs {
     /// Records per landing object.
     #[arg(long, env = env::FLUSH_SIZE)]
     flush_size: Option<usize>,
+    /// Landing objects read and decoded at once by the batch step.
+    #[arg(long, hide = true)]
+    batch_concurrency: Option<usize>,
     /// Working directory of the demo (landing zone and tables go under it).
     #[arg(long, default_value = "pinpipe-demo")]
     dir: PathBuf,
@@ -289,6 +333,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Emulate(EmulateCommand::Batch(args)) => commands::emulate(&settings, args, json).await,
         Command::Topics(cmd) => commands::topics(&settings, cmd, json).await,
         Command::Sink(args) => commands::sink(&settings, args, json).await,
+        Command::Batch(args) => commands::batch(&settings, args, json).await,
+        Command::Query(args) => commands::query(&settings, args, json).await,
         Command::Source(SourceCommand::LoadMysql { db_creds, rows, dataset_seed }) => {
             let path = db_creds.or(settings.file.db_creds.clone()).unwrap_or_else(|| PathBuf::from("db_creds.yaml"));
             let creds = pinpipe::source::DbCreds::load(&path)?;

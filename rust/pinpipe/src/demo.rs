@@ -1,11 +1,12 @@
 //! `demo`: the pipeline end to end on embedded defaults, in one process: synthetic source →
-//! emulator → gateway → in-process Kafka → sink → local landing zone.
+//! emulator → gateway → in-process Kafka → sink → local landing zone → batch → Delta tables.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::batch::{run_batch, BatchConfig, BatchSummary};
 use crate::emulate::{emulate_batch, EmulateConfig, EmulateSummary};
 use crate::error::Result;
 use crate::gateway::GatewayConfig;
@@ -27,6 +28,8 @@ pub struct DemoConfig {
     pub flush_size: usize,
     pub partitions: i32,
     pub progress: bool,
+    /// Objects decoded at once by the batch step.
+    pub batch_concurrency: Option<usize>,
 }
 
 impl Default for DemoConfig {
@@ -40,6 +43,7 @@ impl Default for DemoConfig {
             flush_size: 500,
             partitions: 1,
             progress: false,
+            batch_concurrency: None,
         }
     }
 }
@@ -49,6 +53,7 @@ pub struct DemoSummary {
     pub landing: String,
     pub emulate: EmulateSummary,
     pub sink: SinkSummary,
+    pub batch: BatchSummary,
 }
 
 pub async fn run_demo(config: DemoConfig) -> Result<DemoSummary> {
@@ -103,5 +108,15 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoSummary> {
         std::future::pending(),
     )
     .await?;
-    Ok(DemoSummary { landing: landing.to_string_lossy().into_owned(), emulate, sink })
+    let defaults = BatchConfig::default();
+    let batch = run_batch(BatchConfig {
+        user_id: config.user_id.clone(),
+        landing: landing.to_string_lossy().into_owned(),
+        lake: config.dir.join("lake").to_string_lossy().into_owned(),
+        full_refresh: false,
+        concurrency: config.batch_concurrency.unwrap_or(defaults.concurrency),
+        progress: config.progress,
+    })
+    .await?;
+    Ok(DemoSummary { landing: landing.to_string_lossy().into_owned(), emulate, sink, batch })
 }

@@ -33,6 +33,20 @@ pub enum Error {
         source: object_store::Error,
     },
 
+    #[error("delta: {context}: {source}")]
+    Delta {
+        context: String,
+        #[source]
+        source: Box<deltalake::DeltaTableError>,
+    },
+
+    #[error("query: {context}: {source}")]
+    DataFusion {
+        context: String,
+        #[source]
+        source: Box<deltalake::datafusion::error::DataFusionError>,
+    },
+
     #[error("database: {context}: {message}")]
     Database { context: String, message: String },
 
@@ -67,5 +81,12 @@ impl Error {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let context = context.into();
         move |source| Error::Io { context, source }
+    }
+}
+
+impl Error {
+    pub fn datafusion(context: impl Into<String>) -> impl FnOnce(deltalake::datafusion::error::DataFusionError) -> Error {
+        let context = context.into();
+        move |source| Error::DataFusion { context, source: Box::new(source) }
     }
 }

@@ -1,9 +1,13 @@
 //! pinpipe core: every part of the pipeline as a library function that takes a config struct and
 //! returns a summary. The CLI and the Python extension only build configs and print summaries.
 
+pub mod analytics;
+pub mod batch;
+pub mod clean;
 pub mod config;
 pub mod demo;
 pub mod emulate;
+pub mod delta;
 pub mod error;
 pub mod gateway;
 pub mod kafka;
@@ -11,6 +15,7 @@ pub mod landing;
 pub mod model;
 pub mod names;
 pub mod pyrandom;
+pub mod query;
 pub mod sink;
 pub mod source;
 

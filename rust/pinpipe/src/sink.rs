@@ -81,6 +81,10 @@ pub struct SinkSummary {
     /// Landed records per topic, this run.
     pub records_by_topic: BTreeMap<String, u64>,
     pub elapsed_secs: f64,
+    /// Seconds from start until the group first assigned partitions (the consumer-group join).
+    pub assigned_after_secs: f64,
+    /// Seconds from the first assignment to the end: the time spent consuming and writing.
+    pub consume_secs: f64,
 }
 
 /// Rebalance events, handed from librdkafka's callback to the sink loop.
@@ -144,6 +148,7 @@ struct Sink {
     /// End offsets to reach in `until_caught_up` mode.
     targets: HashMap<Tp, i64>,
     had_assignment: bool,
+    started: Instant,
     summary: SinkSummary,
 }
 
@@ -181,6 +186,7 @@ pub async fn run_sink(
         partitions: HashMap::new(),
         targets: HashMap::new(),
         had_assignment: false,
+        started,
         summary: SinkSummary::default(),
     };
     if sink.config.until_caught_up {
@@ -213,6 +219,7 @@ pub async fn run_sink(
     }
     sink.flush_all().await?;
     sink.summary.elapsed_secs = started.elapsed().as_secs_f64();
+    sink.summary.consume_secs = sink.summary.elapsed_secs - sink.summary.assigned_after_secs;
     Ok(sink.summary)
 }
 
@@ -273,6 +280,9 @@ impl Sink {
         let events = std::mem::take(&mut *self.consumer.context().events.lock().expect("rebalance events lock"));
         for (assigned, list) in events {
             if assigned {
+                if !self.had_assignment {
+                    self.summary.assigned_after_secs = self.started.elapsed().as_secs_f64();
+                }
                 self.had_assignment = true;
                 let mut tpl = TopicPartitionList::new();
                 for (t, p) in &list {

@@ -1,6 +1,7 @@
 //! Integration tests of the core against the in-process Kafka (librdkafka's mock cluster).
 //! The same behaviour is tested against a real broker by the end-to-end suite in `tests/`.
 
+mod batch;
 mod gateway;
 mod sink;
 

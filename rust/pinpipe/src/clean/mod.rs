@@ -1,0 +1,287 @@
+//! The one implementation of RULES.md's cleaning, as DataFusion SQL over a raw input table.
+//! Batch runs it over the whole raw table, the stream over each micro-batch.
+
+pub mod decode;
+pub mod raw;
+
+use std::sync::Arc;
+
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::datafusion::common::{DataFusionError, Result as DfResult};
+use deltalake::datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
+use deltalake::datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+
+use crate::model::Table;
+use raw::{timestamp_type, OFFSET_COLUMN, PARTITION_COLUMN};
+
+/// Values that mean "no value" in a column, beyond the empty (trimmed) string.
+pub const SENTINELS: &[(Table, &str, &[&str])] = &[
+    (Table::Pin, "title", &["No Title Data Available"]),
+    (Table::Pin, "description", &["No description available Story format", "No description available", "Untitled"]),
+    (Table::Pin, "poster_name", &["User Info Error"]),
+    (Table::Pin, "follower_count", &["User Info Error"]),
+    (Table::Pin, "tag_list", &["N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e"]),
+    (Table::Pin, "image_src", &["Image src error."]),
+];
+
+/// Text columns of each raw table that the null rule applies to.
+pub fn text_columns(table: Table) -> &'static [&'static str] {
+    match table {
+        Table::Pin => &[
+            "unique_id", "title", "description", "poster_name", "follower_count", "tag_list",
+            "is_image_or_video", "image_src", "save_location", "category",
+        ],
+        Table::Geo => &["country"],
+        Table::User => &["first_name", "last_name"],
+    }
+}
+
+pub fn sentinels(table: Table, column: &str) -> &'static [&'static str] {
+    SENTINELS.iter().find(|(t, c, _)| *t == table && *c == column).map(|(_, _, v)| *v).unwrap_or(&[])
+}
+
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `col` with RULES.md's null rule applied: NULL when its trimmed value is empty or a sentinel.
+pub fn nulled(table: Table, column: &str) -> String {
+    let mut values = vec!["''".to_string()];
+    values.extend(sentinels(table, column).iter().map(|s| sql_string(s)));
+    format!("CASE WHEN trim(\"{column}\") IN ({}) THEN NULL ELSE \"{column}\" END", values.join(", "))
+}
+
+/// Name of the follower-count parsing function registered by [`session`].
+pub const FOLLOWER_COUNT_UDF: &str = "pinpipe_follower_count";
+
+/// Parses a follower count: digits with an optional decimal part and an optional suffix k/K
+/// (×1,000), M (×1,000,000) or B (×1,000,000,000), exactly (no floating point), rounding a
+/// fractional result half up. Anything else is `None`.
+pub fn parse_follower_count(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let (number, multiplier): (&str, i128) = match t.as_bytes().last()? {
+        b'k' | b'K' => (&t[..t.len() - 1], 1_000),
+        b'M' => (&t[..t.len() - 1], 1_000_000),
+        b'B' => (&t[..t.len() - 1], 1_000_000_000),
+        _ => (t, 1),
+    };
+    let (int_part, frac_part) = match number.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (number, ""),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int_part) || (number.contains('.') && !digits(frac_part)) || int_part.len() > 20 || frac_part.len() > 18 {
+        return None;
+    }
+    let int: i128 = int_part.parse().ok()?;
+    let scale = 10i128.pow(frac_part.len() as u32);
+    let frac: i128 = if frac_part.is_empty() { 0 } else { frac_part.parse().ok()? };
+    let scaled = (int * scale + frac) * multiplier;
+    let value = (scaled * 2 + scale) / (2 * scale);
+    i64::try_from(value).ok()
+}
+
+fn follower_count_udf(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let text = cast(&arrays[0], &DataType::Utf8)?;
+    let text = text.as_string::<i32>();
+    let out: Int64Array = text.iter().map(|v| v.and_then(parse_follower_count)).collect();
+    let out: ArrayRef = Arc::new(out);
+    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        return Ok(ColumnarValue::Scalar(deltalake::datafusion::scalar::ScalarValue::try_from_array(&out, 0)?));
+    }
+    Ok(ColumnarValue::Array(out))
+}
+
+/// A DataFusion session set up for the pipeline's SQL: plain (non-view) strings, UTC, and the
+/// pipeline's functions registered.
+pub fn session() -> SessionContext {
+    let config = SessionConfig::new()
+        .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
+        .set_str("datafusion.execution.time_zone", "UTC");
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_udf(create_udf(
+        FOLLOWER_COUNT_UDF,
+        vec![DataType::Utf8],
+        DataType::Int64,
+        Volatility::Immutable,
+        Arc::new(follower_count_udf),
+    ));
+    ctx
+}
+
+/// Schema of a clean table, as RULES.md defines it.
+pub fn clean_schema(table: Table) -> SchemaRef {
+    let text = |n: &str| Field::new(n, DataType::Utf8, true);
+    let fields = match table {
+        Table::Pin => vec![
+            Field::new("ind", DataType::Int64, true),
+            text("unique_id"),
+            text("title"),
+            text("description"),
+            Field::new("follower_count", DataType::Int64, true),
+            text("poster_name"),
+            text("tag_list"),
+            text("is_image_or_video"),
+            text("image_src"),
+            text("save_location"),
+            text("category"),
+        ],
+        Table::Geo => vec![
+            Field::new("ind", DataType::Int64, true),
+            text("country"),
+            Field::new("coordinates", DataType::List(Arc::new(Field::new("element", DataType::Float64, true))), true),
+            Field::new("timestamp", timestamp_type(), true),
+        ],
+        Table::User => vec![
+            Field::new("ind", DataType::Int64, true),
+            text("user_name"),
+            Field::new("age", DataType::Int32, true),
+            Field::new("date_joined", timestamp_type(), true),
+        ],
+    };
+    Arc::new(Schema::new(fields))
+}
+
+/// The cleaning query over `input` (a table with the raw schema of `table`): deduplicate on the
+/// key keeping the highest landing position, then clean every column.
+pub fn clean_sql(table: Table, input: &str) -> String {
+    let key = table.key_column();
+    let dedup = format!(
+        "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY \"{key}\" \
+         ORDER BY \"{PARTITION_COLUMN}\" DESC, \"{OFFSET_COLUMN}\" DESC) AS _rank FROM \"{input}\") WHERE _rank = 1"
+    );
+    let n = |c: &str| nulled(table, c);
+    let columns = match table {
+        Table::Pin => vec![
+            "\"index\" AS ind".to_string(),
+            format!("{} AS unique_id", n("unique_id")),
+            format!("{} AS title", n("title")),
+            format!("{} AS description", n("description")),
+            format!("{FOLLOWER_COUNT_UDF}({}) AS follower_count", n("follower_count")),
+            format!("{} AS poster_name", n("poster_name")),
+            format!("{} AS tag_list", n("tag_list")),
+            format!("{} AS is_image_or_video", n("is_image_or_video")),
+            format!("{} AS image_src", n("image_src")),
+            {
+                let s = n("save_location");
+                format!(
+                    "CASE WHEN strpos({s}, '/') > 0 THEN substr({s}, strpos({s}, '/')) \
+                     ELSE NULLIF(trim(regexp_replace({s}, '^\\s*Local save in\\s*', '')), '') END AS save_location"
+                )
+            }
+            ,
+            format!("{} AS category", n("category")),
+        ],
+        Table::Geo => vec![
+            "ind".to_string(),
+            format!("{} AS country", n("country")),
+            "make_array(latitude, longitude) AS coordinates".to_string(),
+            "\"timestamp\"".to_string(),
+        ],
+        Table::User => vec![
+            "ind".to_string(),
+            format!(
+                "NULLIF(trim(concat_ws(' ', {}, {})), '') AS user_name",
+                format_args!("trim({})", n("first_name")),
+                format_args!("trim({})", n("last_name"))
+            ),
+            "age".to_string(),
+            "date_joined".to_string(),
+        ],
+    };
+    format!("SELECT {} FROM ({dedup})", columns.join(", "))
+}
+
+/// Runs the cleaning query and returns batches with exactly the clean schema.
+pub async fn clean(ctx: &SessionContext, table: Table, input: &str) -> DfResult<Vec<RecordBatch>> {
+    let df: DataFrame = ctx.sql(&clean_sql(table, input)).await?;
+    let batches = df.collect().await?;
+    conform(&batches, &clean_schema(table))
+}
+
+/// Casts batches to a schema, column by column (names must match in order).
+pub fn conform(batches: &[RecordBatch], schema: &SchemaRef) -> DfResult<Vec<RecordBatch>> {
+    batches
+        .iter()
+        .filter(|b| b.num_rows() > 0)
+        .map(|batch| {
+            if batch.num_columns() != schema.fields().len() {
+                return Err(DataFusionError::Internal(format!(
+                    "expected {} columns, got {}",
+                    schema.fields().len(),
+                    batch.num_columns()
+                )));
+            }
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        })
+        .collect()
+}
+
+/// Quality counts of raw records: per column, how many values the null rule removes, by cause
+/// (`empty`, a sentinel, or `unparsable` for follower counts). Rows: (column, cause, count).
+pub fn nulled_counts_sql(table: Table, input: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for column in text_columns(table) {
+        parts.push(format!(
+            "SELECT '{column}' AS column_name, 'empty' AS cause, count(*) AS n FROM \"{input}\" WHERE trim(\"{column}\") = ''"
+        ));
+        for s in sentinels(table, column) {
+            parts.push(format!(
+                "SELECT '{column}', {}, count(*) FROM \"{input}\" WHERE trim(\"{column}\") = {}",
+                sql_string(s),
+                sql_string(s)
+            ));
+        }
+    }
+    if table == Table::Pin {
+        parts.push(format!(
+            "SELECT 'follower_count', 'unparsable', count(*) FROM \"{input}\" \
+             WHERE {} IS NOT NULL AND {FOLLOWER_COUNT_UDF}({}) IS NULL",
+            nulled(table, "follower_count"),
+            nulled(table, "follower_count")
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(" UNION ALL "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follower_counts_follow_the_rules() {
+        let cases = [
+            ("136k", Some(136_000)),
+            ("1.5k", Some(1_500)),
+            ("2M", Some(2_000_000)),
+            ("2.3M", Some(2_300_000)),
+            ("1B", Some(1_000_000_000)),
+            ("437", Some(437)),
+            ("12K", Some(12_000)),
+            (" 7k ", Some(7_000)),
+            ("1.2345k", Some(1_235)),
+            ("User Info Error", None),
+            ("", None),
+            ("k", None),
+            ("1.k", None),
+            (".5k", None),
+            ("5m", None),
+            ("-3", None),
+            ("1,000", None),
+            ("3 k", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_follower_count(text), want, "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The lake: Delta tables under one root (a local directory or `s3://bucket/prefix`), and the
+//! helpers every job uses to open, read and write them. Exactly-once bookkeeping rides in the
+//! commits themselves (`txn` actions), never in side files.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Once};
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::datafusion::prelude::SessionContext;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::Transaction;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+static REGISTER: Once = Once::new();
+
+/// Where the lake lives.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: Url,
+    options: HashMap<String, String>,
+}
+
+fn delta_error(context: impl Into<String>) -> impl FnOnce(DeltaTableError) -> Error {
+    let context = context.into();
+    move |source| Error::Delta { context, source: Box::new(source) }
+}
+
+impl Lake {
+    /// Opens a lake root: `s3://bucket/prefix` (AWS settings from the environment, including
+    /// `AWS_ENDPOINT_URL`) or a local directory (created if missing).
+    pub fn new(root: &str) -> Result<Self> {
+        REGISTER.call_once(|| deltalake::aws::register_handlers(None));
+        let mut options = HashMap::new();
+        let root = if root.starts_with("s3://") || root.starts_with("s3a://") {
+            if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_S3").or_else(|_| std::env::var("AWS_ENDPOINT_URL")) {
+                if endpoint.starts_with("http://") {
+                    options.insert("AWS_ALLOW_HTTP".to_string(), "true".to_string());
+                }
+                options.insert("AWS_ENDPOINT_URL".to_string(), endpoint);
+            }
+            Url::parse(&format!("{}/", root.trim_end_matches('/')))
+                .map_err(|e| Error::Config(format!("lake {root:?}: {e}")))?
+        } else {
+            let path = root.strip_prefix("file://").unwrap_or(root);
+            std::fs::create_dir_all(path).map_err(Error::io(format!("create directory {path}")))?;
+            let abs = std::fs::canonicalize(path).map_err(Error::io(format!("resolve {path}")))?;
+            Url::from_directory_path(&abs).map_err(|_| Error::Config(format!("lake {root:?} is not a usable path")))?
+        };
+        Ok(Lake { root, options })
+    }
+
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// URL of a table given its path under the root (`batch/pin`).
+    pub fn table_url(&self, rel: &str) -> Result<Url> {
+        let url = self
+            .root
+            .join(&format!("{}/", rel.trim_matches('/')))
+            .map_err(|e| Error::Config(format!("table path {rel:?}: {e}")))?;
+        if url.scheme() == "file" {
+            if let Ok(path) = url.to_file_path() {
+                std::fs::create_dir_all(&path).map_err(Error::io(format!("create directory {}", path.display())))?;
+            }
+        }
+        Ok(url)
+    }
+
+    /// The table at `rel`, loaded if it exists (`version()` is `None` if it does not yet).
+    pub async fn table(&self, rel: &str) -> Result<DeltaTable> {
+        let url = self.table_url(rel)?;
+        let mut table = DeltaTableBuilder::from_url(url)
+            .map_err(delta_error(format!("open table {rel}")))?
+            .with_storage_options(self.options.clone())
+            .build()
+            .map_err(delta_error(format!("open table {rel}")))?;
+        if table.verify_deltatable_existence().await.map_err(delta_error(format!("open table {rel}")))? {
+            table.load().await.map_err(delta_error(format!("load table {rel}")))?;
+        }
+        Ok(table)
+    }
+
+    /// The table at `rel` if it exists.
+    pub async fn existing(&self, rel: &str) -> Result<Option<DeltaTable>> {
+        let table = self.table(rel).await?;
+        Ok(table.version().is_some().then_some(table))
+    }
+
+    /// Writes batches in one commit, with the given `txn` actions and commit metadata.
+    /// An empty input still creates (or empties, with overwrite) the table with `schema`.
+    pub async fn write(
+        &self,
+        rel: &str,
+        schema: &SchemaRef,
+        batches: Vec<RecordBatch>,
+        mode: SaveMode,
+        txns: Vec<Transaction>,
+        operation: &str,
+    ) -> Result<DeltaTable> {
+        let table = self.table(rel).await?;
+        let batches = if batches.iter().all(|b| b.num_rows() == 0) {
+            vec![RecordBatch::new_empty(schema.clone())]
+        } else {
+            batches
+        };
+        let mut commit = CommitProperties::default().with_application_transactions(txns);
+        commit = commit.with_metadata([("pinpipe.operation".to_string(), serde_json::Value::from(operation))]);
+        table
+            .write(batches)
+            .with_save_mode(mode)
+            .with_commit_properties(commit)
+            .await
+            .map_err(delta_error(format!("write table {rel}")))
+    }
+
+    /// Registers the table at `rel` in a DataFusion session under `name`. Returns false if the
+    /// table does not exist.
+    pub async fn register(&self, ctx: &SessionContext, name: &str, rel: &str) -> Result<bool> {
+        let Some(table) = self.existing(rel).await? else {
+            return Ok(false);
+        };
+        table.update_datafusion_session(&ctx.state()).map_err(delta_error(format!("register {rel}")))?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| Error::DataFusion { context: format!("read {rel}"), source: Box::new(e) })?;
+        ctx.register_table(name, provider)
+            .map_err(|e| Error::DataFusion { context: format!("register {rel}"), source: Box::new(e) })?;
+        Ok(true)
+    }
+}
+
+/// Last version recorded by `app_id` in the table's `txn` actions.
+pub async fn txn_version(table: &DeltaTable, app_id: &str) -> Result<Option<i64>> {
+    if table.version().is_none() {
+        return Ok(None);
+    }
+    let snapshot = table.snapshot().map_err(delta_error("read snapshot"))?;
+    snapshot
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(delta_error(format!("read txn {app_id}")))
+}
+
+pub fn txn(app_id: impl Into<String>, version: i64) -> Transaction {
+    Transaction::new(app_id.into(), version)
+}
+
+/// Shared handle type for tables registered in sessions.
+pub type TableRef = Arc<DeltaTable>;

@@ -1,0 +1,137 @@
+"""The gateway and the emulator across a broker outage.
+
+With the broker (Tansu) stopped, produce requests fail with a retriable 5xx (503 / 50003), never
+a 200. An emulator started during the outage with a long --retry-for completes with no failed
+event once the broker is back, and after the sink every drawn row is in the landing zone. Records
+may be duplicated in Kafka here (a request that timed out may still have been written), so the
+check is set inclusion and per-topic counts of at least the event count.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import subprocess
+
+import pytest
+import requests
+
+from conftest import (
+    BOOTSTRAP,
+    SERVICES_SH,
+    TABLES,
+    Landing,
+    check_contiguous,
+    create_topics,
+    drawn_rows,
+    host_port,
+    port_open,
+    read_landing,
+    run_sink_until_caught_up,
+    wait_for,
+)
+
+JSON_V2 = "application/vnd.kafka.json.v2+json"
+EVENTS = 60
+SEED = 31337
+
+
+def services(*args, timeout=300):
+    done = subprocess.run(["bash", str(SERVICES_SH), *args], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"services.sh {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.fixture
+def tansu_restored():
+    """Whatever happens in the test, the broker is running again afterwards."""
+    try:
+        yield
+    finally:
+        services("start", "tansu")
+
+
+def metric(gw_url: str, name: str) -> float:
+    text = requests.get(f"{gw_url}/metrics", timeout=30).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_broker_outage_gives_503_then_the_emulator_recovers(uid, bucket, procs, tansu_restored):
+    create_topics(uid)
+    gw = procs.gateway(uid, "--produce-timeout", "3")
+    pin_url = gw.topic_url(f"{uid}.pin")
+    # The broker is up: a first record goes through (this also caches the topic's metadata).
+    r = requests.post(pin_url, json={"records": [{"value": {"before": True}}]},
+                      headers={"Content-Type": JSON_V2}, timeout=60)
+    assert r.status_code == 200, r.text
+
+    services("stop", "tansu")
+    host, port = host_port(BOOTSTRAP.split(",")[0])
+    assert not port_open(host, port), "the broker still answers after services.sh stop tansu"
+
+    outage_replies = []
+    for i in range(4):
+        for table in TABLES:
+            r = requests.post(gw.topic_url(f"{uid}.{table}"), json={"records": [{"value": {"during": i}}]},
+                              headers={"Content-Type": JSON_V2}, timeout=60)
+            outage_replies.append((table, r.status_code, r.text))
+            assert r.status_code != 200, f"a 200 while the broker is down: {r.text}"
+            assert 500 <= r.status_code < 600, (r.status_code, r.text)
+            body = r.json()
+            assert body["error_code"] == 50003, body
+            assert r.status_code == 503, (r.status_code, body)
+            assert r.headers.get("Retry-After"), r.headers
+
+    # The emulator starts while the broker is down and keeps retrying.
+    emulator = procs.start(
+        "emulator", "emulate", "batch", "--user-id", uid, "--gateway", gw.url, "--events", EVENTS,
+        "--seed", SEED, "--no-sleep", "--concurrency", 2, "--retry-for", 240, "--quiet", "--json",
+    )
+    served_503 = metric(gw.url, 'pinpipe_gateway_requests_total{status="503"}')
+    wait_for(
+        lambda: metric(gw.url, 'pinpipe_gateway_requests_total{status="503"}') >= served_503 + 2
+        or not emulator.running(),
+        120, what="the emulator to hit the broker outage",
+    )
+    assert emulator.running(), f"the emulator gave up during the outage\n{emulator.report()}"
+
+    services("start", "tansu")
+    assert emulator.wait(timeout=400) == 0, emulator.report()
+    summary = emulator.json()
+    assert summary["events_sent"] == EVENTS and summary["events_failed"] == 0, summary
+    assert summary["requests_retried"] > 0, summary
+
+    # The gateway works again for direct requests too.
+    r = requests.post(pin_url, json={"records": [{"value": {"after": True}}]},
+                      headers={"Content-Type": JSON_V2}, timeout=60)
+    assert r.status_code == 200, r.text
+
+    landing_url = f"s3://{bucket}"
+    run_sink_until_caught_up(uid, landing_url, 25)
+    objects = read_landing(Landing(landing_url))
+    check_contiguous(objects, uid)  # the landing zone still mirrors Kafka exactly once
+    drawn = set(drawn_rows(SEED, EVENTS))
+    rows = _rows_without_markers(objects, uid)  # leaves out the test's own marker records
+    for t in TABLES:
+        missing = drawn - set(rows[t])
+        assert not missing, f"{uid}.{t}: drawn rows missing from the landing zone: {sorted(missing)[:20]}"
+        assert sum(rows[t].values()) >= EVENTS, f"{uid}.{t}: {sum(rows[t].values())} records < {EVENTS} events"
+        assert set(rows[t]) <= drawn, f"{uid}.{t}: rows that were never drawn: {sorted(set(rows[t]) - drawn)[:20]}"
+    print(json.dumps({"outage_replies": outage_replies[:3], "emulator": summary}, indent=1))
+
+
+def _rows_without_markers(objects, uid):
+    """Row multisets per table, leaving out the test's own marker records ({"before": ...} etc.)."""
+    out = {t: collections.Counter() for t in TABLES}
+    for o in objects:
+        table = o.topic.split(".", 1)[1]
+        col = "index" if table == "pin" else "ind"
+        for r in o.records:
+            if isinstance(r, dict) and col in r:
+                out[table][r[col]] += 1
+            else:
+                assert isinstance(r, dict) and set(r) <= {"before", "during", "after"}, r
+    return out
