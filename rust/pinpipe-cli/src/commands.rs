@@ -9,7 +9,7 @@ use pinpipe::gateway::GatewayConfig;
 use pinpipe::sink::{run_sink, SinkConfig};
 use pinpipe::source::SourceConfig;
 
-use crate::{print, secs, shutdown_signal, BatchArgs, DemoArgs, EmulateArgs, GatewayArgs, QueryArgs, Settings, SinkArgs, TopicsCommand};
+use crate::{print, secs, shutdown_signal, BatchArgs, DemoArgs, EmulateArgs, GatewayArgs, LandingArgs, QueryArgs, Settings, SinkArgs, TopicsCommand};
 use pinpipe::batch::{run_batch, BatchConfig, BatchSummary};
 
 pub async fn demo(settings: &Settings, args: DemoArgs, json: bool) -> Result<()> {
@@ -263,5 +263,26 @@ pub async fn query(settings: &Settings, args: QueryArgs, json: bool) -> Result<(
     } else {
         println!("{}", pinpipe::query::pretty(&batches)?);
     }
+    Ok(())
+}
+
+pub async fn emulate_landing(settings: &Settings, args: LandingArgs, json: bool) -> Result<()> {
+    let f = &settings.file;
+    let config = pinpipe::emulate::LandingWriteConfig {
+        user_id: settings.user_id(&args.common)?,
+        landing: args.landing.or(f.landing.clone()).unwrap_or_else(|| "landing".into()),
+        events: args.events.or(f.events).unwrap_or(1000),
+        seed: args.seed.or(f.seed).unwrap_or(100),
+        max_row: 11_000.min(args.rows.saturating_sub(1)),
+        flush_size: args.flush_size.or(f.flush_size).unwrap_or(1000),
+    };
+    let source = SourceConfig::Synthetic { rows: args.rows, seed: 0 }.build().await?;
+    let summary = pinpipe::emulate::write_landing(&config, &source).await?;
+    print(json, &summary, |s| {
+        format!(
+            "wrote {} records per topic in {} objects ({} already present), {} bytes, under {}",
+            s.records_per_topic, s.objects_written, s.objects_already_present, s.bytes_written, config.landing
+        )
+    });
     Ok(())
 }

@@ -150,6 +150,29 @@ struct GatewayArgs {
 enum EmulateCommand {
     /// Post pin, geo and user rows to the gateway's REST-proxy API, one event at a time.
     Batch(EmulateArgs),
+    /// Write drawn events straight into a landing zone (no Kafka): for benchmarks and backfills.
+    Landing(LandingArgs),
+}
+
+#[derive(Args)]
+struct LandingArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Landing zone: a local directory or s3://bucket/prefix.
+    #[arg(long, env = env::LANDING)]
+    landing: Option<String>,
+    /// Events to write.
+    #[arg(long, env = env::EVENTS)]
+    events: Option<u64>,
+    /// Seed of the draws.
+    #[arg(long, env = env::SEED)]
+    seed: Option<u64>,
+    /// Records per object.
+    #[arg(long, env = env::FLUSH_SIZE)]
+    flush_size: Option<usize>,
+    /// Rows of the synthetic dataset (rows drawn are 0..=min(11000, rows - 1)).
+    #[arg(long, default_value_t = 11_154)]
+    rows: u64,
 }
 
 #[derive(Args)]
@@ -331,6 +354,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => commands::demo(&settings, args, json).await,
         Command::Gateway(args) => commands::gateway(&settings, args, json).await,
         Command::Emulate(EmulateCommand::Batch(args)) => commands::emulate(&settings, args, json).await,
+        Command::Emulate(EmulateCommand::Landing(args)) => commands::emulate_landing(&settings, args, json).await,
         Command::Topics(cmd) => commands::topics(&settings, cmd, json).await,
         Command::Sink(args) => commands::sink(&settings, args, json).await,
         Command::Batch(args) => commands::batch(&settings, args, json).await,

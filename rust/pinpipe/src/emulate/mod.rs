@@ -17,6 +17,9 @@ use crate::names::UserId;
 use crate::pyrandom::PyRandom;
 use crate::source::Source;
 
+mod landing;
+pub use landing::{write_landing, LandingWriteConfig, LandingWriteSummary};
+
 /// Configuration of an emulator run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
