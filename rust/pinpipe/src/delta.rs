@@ -8,7 +8,7 @@ use std::sync::{Arc, Once};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::prelude::SessionContext;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::{CommitProperties, TransactionError};
 use deltalake::kernel::Transaction;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -92,8 +92,9 @@ impl Lake {
         Ok(table.version().is_some().then_some(table))
     }
 
-    /// Writes batches in one commit, with the given `txn` actions and commit metadata.
-    /// An empty input still creates (or empties, with overwrite) the table with `schema`.
+    /// Writes batches in one commit, with the given `txn` actions and commit metadata, rebasing
+    /// over concurrent commits that do not conflict. An empty input still creates (or empties,
+    /// with overwrite) the table with `schema`.
     pub async fn write(
         &self,
         rel: &str,
@@ -104,19 +105,26 @@ impl Lake {
         operation: &str,
     ) -> Result<DeltaTable> {
         let table = self.table(rel).await?;
-        let batches = if batches.iter().all(|b| b.num_rows() == 0) {
-            vec![RecordBatch::new_empty(schema.clone())]
-        } else {
-            batches
-        };
-        let mut commit = CommitProperties::default().with_application_transactions(txns);
-        commit = commit.with_metadata([("pinpipe.operation".to_string(), serde_json::Value::from(operation))]);
-        table
-            .write(batches)
-            .with_save_mode(mode)
-            .with_commit_properties(commit)
-            .await
-            .map_err(delta_error(format!("write table {rel}")))
+        match write_on(table, rel, schema, batches, mode, txns, operation, false).await? {
+            Written::Committed(t) => Ok(t),
+            Written::Conflict => unreachable!("only exclusive writes report conflicts"),
+        }
+    }
+
+    /// Writes on top of exactly the snapshot `base` was loaded at: if another writer committed
+    /// since, nothing is written and `Written::Conflict` is returned, so the caller can re-read
+    /// its positions and try again. This is what makes `txn` bookkeeping safe with several writers.
+    pub async fn write_exclusive(
+        &self,
+        base: DeltaTable,
+        rel: &str,
+        schema: &SchemaRef,
+        batches: Vec<RecordBatch>,
+        mode: SaveMode,
+        txns: Vec<Transaction>,
+        operation: &str,
+    ) -> Result<Written> {
+        write_on(base, rel, schema, batches, mode, txns, operation, true).await
     }
 
     /// Registers the table at `rel` in a DataFusion session under `name`. Returns false if the
@@ -125,14 +133,16 @@ impl Lake {
         let Some(table) = self.existing(rel).await? else {
             return Ok(false);
         };
-        table.update_datafusion_session(&ctx.state()).map_err(delta_error(format!("register {rel}")))?;
-        let provider = table
-            .table_provider()
-            .await
-            .map_err(|e| Error::DataFusion { context: format!("read {rel}"), source: Box::new(e) })?;
-        ctx.register_table(name, provider)
-            .map_err(|e| Error::DataFusion { context: format!("register {rel}"), source: Box::new(e) })?;
+        self.register_table(ctx, name, &table).await?;
         Ok(true)
+    }
+
+    /// Registers a loaded table (at the snapshot it was loaded at) under `name`.
+    pub async fn register_table(&self, ctx: &SessionContext, name: &str, table: &DeltaTable) -> Result<()> {
+        table.update_datafusion_session(&ctx.state()).map_err(delta_error(format!("register {name}")))?;
+        let provider = table.table_provider().await.map_err(Error::datafusion(format!("read {name}")))?;
+        ctx.register_table(name, provider).map_err(Error::datafusion(format!("register {name}")))?;
+        Ok(())
     }
 }
 
@@ -154,3 +164,44 @@ pub fn txn(app_id: impl Into<String>, version: i64) -> Transaction {
 
 /// Shared handle type for tables registered in sessions.
 pub type TableRef = Arc<DeltaTable>;
+
+/// Outcome of an exclusive write.
+pub enum Written {
+    Committed(DeltaTable),
+    /// Another writer committed first; nothing was written.
+    Conflict,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_on(
+    table: DeltaTable,
+    rel: &str,
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+    mode: SaveMode,
+    txns: Vec<Transaction>,
+    operation: &str,
+    exclusive: bool,
+) -> Result<Written> {
+    let batches = if batches.iter().all(|b| b.num_rows() == 0) {
+        vec![RecordBatch::new_empty(schema.clone())]
+    } else {
+        batches
+    };
+    let mut commit = CommitProperties::default().with_application_transactions(txns);
+    commit = commit.with_metadata([("pinpipe.operation".to_string(), serde_json::Value::from(operation))]);
+    if exclusive {
+        commit = commit.with_max_retries(0);
+    }
+    match table.write(batches).with_save_mode(mode).with_commit_properties(commit).await {
+        Ok(t) => Ok(Written::Committed(t)),
+        Err(DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) })
+        | Err(DeltaTableError::VersionAlreadyExists(_))
+            if exclusive =>
+        {
+            tracing::info!(table = rel, "another writer committed first; retrying");
+            Ok(Written::Conflict)
+        }
+        Err(e) => Err(delta_error(format!("write table {rel}"))(e)),
+    }
+}

@@ -63,6 +63,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("concurrent writers: {0}")]
+    Conflict(String),
+
     #[error("interrupted")]
     Interrupted,
 }

@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::analytics;
 use crate::clean::{self, raw::raw_schema};
-use crate::delta::{txn, txn_version, Lake};
+use crate::clean::decode::{DeadLetter, Decoded};
+use crate::delta::{txn, txn_version, Lake, Written};
 use crate::error::{Error, Result};
 use crate::landing::Store;
 use crate::model::Table;
@@ -105,6 +106,32 @@ impl BatchSummary {
     }
 }
 
+/// Commit attempts against concurrent writers before a run gives up.
+const MAX_ATTEMPTS: usize = 20;
+
+fn conflict(rel: &str) -> Error {
+    Error::Conflict(format!("table {rel}: other writers kept committing first ({MAX_ATTEMPTS} attempts)"))
+}
+
+/// Position (start offset of the last object consumed) recorded in `table` per partition.
+async fn positions(table: &deltalake::DeltaTable, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, Option<i64>>> {
+    let mut out = BTreeMap::new();
+    for p in partitions {
+        out.insert(*p, txn_version(table, &app_id(topic, *p)).await?);
+    }
+    Ok(out)
+}
+
+/// The largest start offset per partition among `objects`.
+fn last_starts<'a>(objects: impl Iterator<Item = &'a landed::Object>) -> impl Iterator<Item = (i32, i64)> {
+    let mut out: BTreeMap<i32, i64> = BTreeMap::new();
+    for o in objects {
+        let e = out.entry(o.partition).or_insert(o.start);
+        *e = (*e).max(o.start);
+    }
+    out.into_iter()
+}
+
 fn app_id(topic: &str, partition: i32) -> String {
     format!("pinpipe-batch:{topic}:{partition}")
 }
@@ -134,66 +161,93 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
             .collect();
         tables::reset_dead_letters(&lake, &partitions).await?;
     }
-    let dead_letters_table = lake.table(DEAD_LETTERS_PATH).await?;
     let ctx = clean::session();
     let mut quality = Vec::new();
     for table in Table::ALL {
         let topic = config.user_id.topic(table);
         let raw_rel = raw_path(table);
-        let raw_table = lake.table(&raw_rel).await?;
-        let raw_existed = raw_table.version().is_some();
-
-        // Positions already consumed, per partition, by the raw table and the dead letters.
         let objects = landed.remove(&table).unwrap_or_default();
-        let mut raw_done = BTreeMap::new();
-        let mut dl_done = BTreeMap::new();
-        for partition in objects.keys() {
-            let raw_v = if config.full_refresh { None } else { txn_version(&raw_table, &app_id(&topic, *partition)).await? };
-            raw_done.insert(*partition, raw_v.unwrap_or(-1));
-            let dl_v = txn_version(&dead_letters_table, &app_id(&topic, *partition)).await?;
-            dl_done.insert(*partition, dl_v.unwrap_or(-1));
-        }
+        let partitions: Vec<i32> = objects.keys().copied().collect();
+
+        // Objects to read: past the raw table's position, or all of them where the dead letters
+        // were reset by a full refresh and must be written again.
+        let raw_done = positions(&lake.table(&raw_rel).await?, &topic, &partitions).await?;
+        let dl_done = positions(&lake.table(DEAD_LETTERS_PATH).await?, &topic, &partitions).await?;
         let todo: Vec<landed::Object> = objects
             .values()
             .flatten()
-            .filter(|o| o.start > raw_done[&o.partition].min(dl_done[&o.partition]))
+            .filter(|o| {
+                let dl_reset = dl_done[&o.partition] == Some(-1);
+                config.full_refresh || dl_reset || o.start > raw_done[&o.partition].unwrap_or(-1)
+            })
             .cloned()
             .collect();
 
         let t0 = Instant::now();
         let decoded = landed::decode_all(&store, table, todo, config.concurrency, config.progress).await?;
         summary.decode_secs += t0.elapsed().as_secs_f64();
-
         let mut ts = TableSummary { table: table.suffix().to_string(), ..Default::default() };
-        let mut raw_batches: Vec<RecordBatch> = Vec::new();
-        let mut raw_txns: BTreeMap<i32, i64> = BTreeMap::new();
-        let mut dl_rows = Vec::new();
-        let mut dl_txns: BTreeMap<i32, i64> = BTreeMap::new();
-        for (object, d) in decoded {
-            if object.start > raw_done[&object.partition] {
-                ts.objects_read += 1;
-                ts.records_read += (d.batch.num_rows() + d.dead_letters.len()) as u64;
-                raw_txns.insert(object.partition, object.start.max(*raw_txns.get(&object.partition).unwrap_or(&-1)));
-                raw_batches.push(d.batch);
+
+        // Dead letters first: once the raw table records an object, its dead letters are written.
+        for attempt in 0.. {
+            let dl_table = lake.table(DEAD_LETTERS_PATH).await?;
+            let done = positions(&dl_table, &topic, &partitions).await?;
+            let fresh: Vec<&(landed::Object, Decoded)> =
+                decoded.iter().filter(|(o, _)| o.start > done[&o.partition].unwrap_or(-1)).collect();
+            let rows: Vec<(landed::Object, DeadLetter)> = fresh
+                .iter()
+                .flat_map(|(o, d)| d.dead_letters.iter().map(move |dl| (o.clone(), dl.clone())))
+                .collect();
+            let reset = fresh.iter().any(|(o, _)| done[&o.partition] == Some(-1));
+            if rows.is_empty() && !reset {
+                break;
             }
-            if object.start > dl_done[&object.partition] {
-                ts.dead_lettered += d.dead_letters.len() as u64;
-                dl_txns.insert(object.partition, object.start.max(*dl_txns.get(&object.partition).unwrap_or(&-1)));
-                dl_rows.extend(d.dead_letters.into_iter().map(|dl| (object.clone(), dl)));
+            let txns = last_starts(fresh.iter().map(|(o, _)| o)).map(|(p, v)| txn(app_id(&topic, p), v)).collect();
+            let batch = tables::dead_letter_batch(&run_id, &topic, &rows);
+            let schema = tables::dead_letter_schema();
+            match lake.write_exclusive(dl_table, DEAD_LETTERS_PATH, &schema, vec![batch], SaveMode::Append, txns, "dead letters").await? {
+                Written::Committed(_) => {
+                    ts.dead_lettered = rows.len() as u64;
+                    break;
+                }
+                Written::Conflict if attempt < MAX_ATTEMPTS => continue,
+                Written::Conflict => return Err(conflict(DEAD_LETTERS_PATH)),
             }
         }
-        if !dl_rows.is_empty() {
-            let batch = tables::dead_letter_batch(&run_id, &topic, &dl_rows);
-            let txns = dl_txns.iter().map(|(p, v)| txn(app_id(&topic, *p), *v)).collect();
-            lake.write(DEAD_LETTERS_PATH, &tables::dead_letter_schema(), vec![batch], SaveMode::Append, txns, "dead letters").await?;
-        }
-        let new_rows: usize = raw_batches.iter().map(|b| b.num_rows()).sum();
-        let new_batches = raw_batches.clone();
-        if !raw_txns.is_empty() || config.full_refresh {
+
+        // The records and their positions, in one commit.
+        let mut new_batches: Vec<RecordBatch> = Vec::new();
+        // Set when this run's commit made the raw table hold exactly `new_batches`.
+        let mut sole_contents_at: Option<i64> = None;
+        for attempt in 0.. {
+            let raw_table = lake.table(&raw_rel).await?;
+            let done = if config.full_refresh { BTreeMap::new() } else { positions(&raw_table, &topic, &partitions).await? };
+            let fresh: Vec<&(landed::Object, Decoded)> = decoded
+                .iter()
+                .filter(|(o, _)| o.start > done.get(&o.partition).copied().flatten().unwrap_or(-1))
+                .collect();
+            if fresh.is_empty() && !config.full_refresh {
+                break;
+            }
+            let txns = last_starts(fresh.iter().map(|(o, _)| o)).map(|(p, v)| txn(app_id(&topic, p), v)).collect();
+            let batches: Vec<RecordBatch> = fresh.iter().map(|(_, d)| d.batch.clone()).collect();
             let mode = if config.full_refresh { SaveMode::Overwrite } else { SaveMode::Append };
-            let txns = raw_txns.iter().map(|(p, v)| txn(app_id(&topic, *p), *v)).collect();
-            lake.write(&raw_rel, &raw_schema(table), raw_batches, mode, txns, "landed records").await?;
+            let was_empty = raw_table.version().is_none();
+            match lake.write_exclusive(raw_table, &raw_rel, &raw_schema(table), batches.clone(), mode, txns, "landed records").await? {
+                Written::Committed(t) => {
+                    if was_empty || config.full_refresh {
+                        sole_contents_at = t.version().map(|v| v as i64);
+                    }
+                    ts.objects_read = fresh.len() as u64;
+                    ts.records_read = fresh.iter().map(|(_, d)| (d.batch.num_rows() + d.dead_letters.len()) as u64).sum();
+                    new_batches = batches;
+                    break;
+                }
+                Written::Conflict if attempt < MAX_ATTEMPTS => continue,
+                Written::Conflict => return Err(conflict(&raw_rel)),
+            }
         }
+        let new_rows: usize = new_batches.iter().map(|b| b.num_rows()).sum();
 
         // Quality counts of this run's records.
         if new_rows > 0 {
@@ -212,37 +266,44 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
 
         // Clean table: rebuilt from the raw table when the raw table changed.
         let t0 = Instant::now();
-        let raw_table = lake.table(&raw_rel).await?;
         let clean_rel = clean_path(table);
-        let clean_before = lake.existing(&clean_rel).await?;
-        let built_from = match &clean_before {
-            Some(t) => txn_version(t, CLEAN_APP_ID).await?,
-            None => None,
-        };
-        let rows_before = match &clean_before {
-            Some(t) => tables::count_rows(&ctx, t, "clean_before").await?,
-            None => 0,
-        };
-        let raw_version = raw_table.version().map(|v| v as i64);
-        let rows_after = if raw_version.is_some() && (built_from != raw_version || config.full_refresh) {
+        let mut rows_before = 0;
+        let mut rows_after = 0;
+        for attempt in 0.. {
+            let raw_table = lake.table(&raw_rel).await?;
+            let clean_table = lake.table(&clean_rel).await?;
+            let built_from = txn_version(&clean_table, CLEAN_APP_ID).await?;
+            rows_before = if clean_table.version().is_some() { tables::count_rows(&ctx, &clean_table).await? } else { 0 };
+            let raw_version = raw_table.version().map(|v| v as i64);
+            let stale = raw_version.is_some() && (config.full_refresh || built_from.is_none_or(|b| b < raw_version.unwrap_or(0)));
+            if !stale {
+                rows_after = rows_before;
+                break;
+            }
             let input = format!("raw_{}", table.suffix());
-            if (!raw_existed || config.full_refresh) && !new_batches.is_empty() {
-                let mem = MemTable::try_new(raw_schema(table), vec![new_batches]).map_err(Error::datafusion("stage raw"))?;
+            if sole_contents_at.is_some() && sole_contents_at == raw_version && !new_batches.is_empty() {
+                let mem = MemTable::try_new(raw_schema(table), vec![new_batches.clone()]).map_err(Error::datafusion("stage raw"))?;
                 ctx.register_table(input.as_str(), Arc::new(mem)).map_err(Error::datafusion("stage raw"))?;
             } else {
-                lake.register(&ctx, &input, &raw_rel).await?;
+                lake.register_table(&ctx, &input, &raw_table).await?;
             }
-            let cleaned = clean::clean(&ctx, table, &input).await.map_err(Error::datafusion(format!("clean {table}")))?;
+            let cleaned = clean::clean(&ctx, table, &input).await.map_err(Error::datafusion(format!("clean {table}")));
             ctx.deregister_table(input.as_str()).map_err(Error::datafusion("unstage"))?;
-            let rows: usize = cleaned.iter().map(|b| b.num_rows()).sum();
+            let cleaned = cleaned?;
+            let rows: u64 = cleaned.iter().map(|b| b.num_rows() as u64).sum();
             let txns = vec![txn(CLEAN_APP_ID, raw_version.unwrap_or(0))];
-            lake.write(&clean_rel, &clean::clean_schema(table), cleaned, SaveMode::Overwrite, txns, "clean").await?;
-            rows as u64
-        } else {
-            rows_before
-        };
+            let schema = clean::clean_schema(table);
+            match lake.write_exclusive(clean_table, &clean_rel, &schema, cleaned, SaveMode::Overwrite, txns, "clean").await? {
+                Written::Committed(_) => {
+                    rows_after = rows;
+                    break;
+                }
+                Written::Conflict if attempt < MAX_ATTEMPTS => continue,
+                Written::Conflict => return Err(conflict(&clean_rel)),
+            }
+        }
         ts.clean_rows = rows_after;
-        let kept_before = if config.full_refresh || !raw_existed { 0 } else { rows_before };
+        let kept_before = if config.full_refresh { 0 } else { rows_before };
         ts.deduplicated = (kept_before + new_rows as u64).saturating_sub(rows_after);
         summary.clean_secs += t0.elapsed().as_secs_f64();
         quality.push(ts.clone());

@@ -133,11 +133,10 @@ pub async fn collect_counts(ctx: &SessionContext, sql: &str) -> Result<Vec<(Stri
 }
 
 /// Number of rows of a table.
-pub async fn count_rows(ctx: &SessionContext, table: &DeltaTable, name: &str) -> Result<u64> {
+pub async fn count_rows(ctx: &SessionContext, table: &DeltaTable) -> Result<u64> {
     table.update_datafusion_session(&ctx.state()).map_err(|e| Error::Delta { context: "count".into(), source: Box::new(e) })?;
     let provider = table.table_provider().await.map_err(Error::datafusion("count"))?;
     let df = ctx.read_table(provider).map_err(Error::datafusion("count"))?;
-    let _ = name;
     let n = df.count().await.map_err(Error::datafusion("count"))?;
     Ok(n as u64)
 }

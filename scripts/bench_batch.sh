@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Batch benchmark, side by side on the same landing zones in one run:
+#   pinpipe batch (landing -> raw/clean Delta -> nine analytics Delta tables), fresh lake each time
+#   PySpark doing the same job (scripts/bench/spark_batch.py: explicit-schema JSON read, the same
+#     cleaning and nine queries, clean tables and results written as Parquet), JVM start included
+#   the decode floor: `cat` of every landed object (I/O) and orjson over every line, one thread
+# Per size: wall time, records/s (landed lines of the three topics / wall), peak RSS of the whole
+# process tree (PySpark: Python driver + JVM), pinpipe's time split, decode vs the floor, and
+# whether Spark's nine analytics tables equal pinpipe's. Landing zones are written directly in the
+# Confluent layout by `pinpipe emulate landing` (one partition, flush size 1000).
+# Everything shares this machine's cores: read the ratios, not the absolute numbers.
+#   BENCH_EVENTS (default "100000 1000000")   BENCH_SPARK_MASTER (default local[2])
+#   BENCH_SPARK_MEMORY (driver memory, default 4g)   BENCH_SPARK_SHUFFLE_PARTITIONS (default 8)
+#   BENCH_DIR (work directory; default a temporary one, removed at the end)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PINPIPE_CACHE="${PINPIPE_CACHE:-$HOME/.cache/pinpipe}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PINPIPE_CACHE/target}"
+SIZES="${BENCH_EVENTS:-100000 1000000}"
+MASTER="${BENCH_SPARK_MASTER:-local[2]}"
+SPARK_MEMORY="${BENCH_SPARK_MEMORY:-4g}"
+SHUFFLE="${BENCH_SPARK_SHUFFLE_PARTITIONS:-8}"
+USER_ID=0eaf46a0829f
+VENV="$PINPIPE_CACHE/spark-venv"
+BIN="$CARGO_TARGET_DIR/release/pinpipe"
+HERE="$PWD/scripts/bench"
+
+# Java 17+ for Spark 4, a venv with PySpark, orjson (the floor) and pyarrow (reading Spark's output).
+java_major() { "${1:-java}" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
+if [ -z "${JAVA_HOME:-}" ] && [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ]; then
+  export JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+fi
+JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+if ! command -v "$JAVA" >/dev/null 2>&1 || [ "$(java_major "$JAVA")" -lt 17 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  export JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 JAVA=/usr/lib/jvm/java-17-openjdk-amd64/bin/java
+fi
+if ! "$VENV/bin/python" -c 'import pyspark, orjson, pyarrow' 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q 'pyspark>=4,<5' orjson pyarrow
+fi
+# Waits on the build lock if another build is running; a no-op when the binary is current.
+cargo build --release -q -p pinpipe-cli
+
+if [ -n "${BENCH_DIR:-}" ]; then
+  work="$BENCH_DIR"; mkdir -p "$work"
+else
+  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+fi
+export PINPIPE_LOG=warn SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON="$VENV/bin/python"
+PY="$VENV/bin/python"
+echo "pinpipe $("$BIN" --version | awk '{print $2}'), PySpark $("$PY" -c 'import pyspark; print(pyspark.__version__)') on Java $(java_major "$JAVA"), $(nproc) cores"
+echo "PySpark: master $MASTER, driver memory $SPARK_MEMORY, shuffle partitions $SHUFFLE, UI off"
+
+targets=""
+for n in $SIZES; do
+  d="$work/$n"
+  rm -rf "$d"; mkdir -p "$d"
+  "$BIN" emulate landing --landing "$d/landing" --events "$n" --flush-size 1000 --user-id "$USER_ID" >/dev/null
+  "$PY" "$HERE/measure.py" floor --landing "$d/landing" --user-id "$USER_ID" >"$d/floor.json"
+  "$PY" "$HERE/measure.py" run --out "$d/pinpipe.json" --stdout "$d/pinpipe.out" -- \
+    "$BIN" batch --landing "$d/landing" --lake "$d/lake" --user-id "$USER_ID" --quiet --json
+  "$PY" "$HERE/measure.py" run --out "$d/spark.json" --stdout "$d/spark.out" -- \
+    "$PY" "$HERE/spark_batch.py" --landing "$d/landing" --out "$d/spark" --user-id "$USER_ID" \
+    --master "$MASTER" --driver-memory "$SPARK_MEMORY" --shuffle-partitions "$SHUFFLE" 2>"$d/spark.err" \
+    || { echo "PySpark failed; its stderr:"; tail -40 "$d/spark.err"; exit 1; }
+  match=0
+  "$PY" "$HERE/measure.py" compare --spark "$d/spark" --pinpipe "$BIN" --lake "$d/lake" \
+    users_joined_by_year top_category_by_year top_category_by_country top_poster_by_country \
+    top_country_by_followers top_category_by_age_group median_followers_by_age_group \
+    median_followers_by_join_year median_followers_by_age_group_and_join_year >"$d/compare.txt" || match=$?
+  line=$("$PY" - "$n" "$d" "$match" "$MASTER" "$SPARK_MEMORY" <<'PY'
+import json, sys
+n, d, mismatch, master, mem = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+load = lambda name: json.load(open(f"{d}/{name}"))
+floor, pm, sm = load("floor.json"), load("pinpipe.json"), load("spark.json")
+ps, ss = load("pinpipe.out"), load("spark.out")
+records = floor["lines"]
+read = sum(t["records_read"] for t in ps["tables"])
+mib = lambda kib: kib / 1024
+p_rate, s_rate = records / pm["wall_secs"], records / sm["wall_secs"]
+p_rss, s_rss = pm["peak_tree_rss_kib"], sm["peak_tree_rss_kib"]
+print(f"\n== {n:,} events: {records:,} landed records in {floor['files']} objects "
+      f"({floor['bytes'] / 2**20:,.0f} MiB; pinpipe read {read:,}) ==")
+print(f"{'engine':<28}{'wall s':>9}{'records/s':>12}{'peak RSS MiB':>14}{'throughput':>12}{'memory':>9}")
+print(f"{'pinpipe batch':<28}{pm['wall_secs']:>9.2f}{p_rate:>12,.0f}{mib(p_rss):>14,.0f}"
+      f"{p_rate / s_rate:>11.1f}x{p_rss / s_rss:>9.3f}")
+print(f"{'PySpark ' + master + ', ' + mem:<28}{sm['wall_secs']:>9.2f}{s_rate:>12,.0f}{mib(s_rss):>14,.0f}"
+      f"{1:>11.1f}x{1:>9.3f}")
+other = ps["elapsed_secs"] - ps["decode_secs"] - ps["clean_secs"] - ps["analytics_secs"]
+print(f"pinpipe split: decode {ps['decode_secs']:.2f} s, clean {ps['clean_secs']:.2f} s, "
+      f"analytics {ps['analytics_secs']:.2f} s, other {other:.2f} s (raw Delta writes, quality, listing); "
+      f"in-process {ps['elapsed_secs']:.2f} s of {pm['wall_secs']:.2f} s wall")
+print(f"PySpark split: session/JVM start {ss['session_start_secs']:.2f} s, read+clean+write {ss['clean_secs']:.2f} s, "
+      f"analytics {ss['analytics_secs']:.2f} s (Spark job {ss['job_secs']:.2f} s); "
+      f"largest process (JVM) {mib(sm['max_process_rss_kib']):,.0f} MiB")
+print(f"decode floor: cat {floor['cat_secs']:.3f} s (I/O, page cache), orjson one thread {floor['orjson_secs']:.2f} s "
+      f"({records / floor['orjson_secs']:,.0f} lines/s); pinpipe decode {ps['decode_secs']:.2f} s = "
+      f"{ps['decode_secs'] / floor['orjson_secs']:.2f}x orjson, {ps['decode_secs'] / max(floor['cat_secs'], 1e-9):.0f}x cat")
+print("analytics tables, Spark vs pinpipe: " + ("all nine MATCH" if not mismatch else "MISMATCH (below)"))
+with open(f"{d}/target", "w") as f:
+    f.write(f"TARGET {n} {p_rate / s_rate:.2f} {p_rss / s_rss:.3f} {0 if mismatch else 1}\n")
+PY
+  )
+  echo "$line"
+  [ "$match" -eq 0 ] || cat "$d/compare.txt"
+  targets="$targets$(cat "$d/target")"$'\n'
+done
+
+# The project's targets, on the largest size run: >= 5x PySpark's throughput at <= 1/4 of its peak memory.
+read -r _ n speed memory ok < <(printf '%s' "$targets" | grep '^TARGET' | tail -1)
+verdict() { if [ "$1" = 1 ]; then echo "met"; else echo "NOT met"; fi; }
+echo
+echo "target on $n events: throughput ${speed}x PySpark (>= 5x: $(verdict "$(awk -v s="$speed" 'BEGIN{print (s>=5)}')")), " \
+  "peak memory ${memory} of PySpark's (<= 0.25: $(verdict "$(awk -v m="$memory" 'BEGIN{print (m<=0.25)}')")), " \
+  "results $( [ "$ok" = 1 ] && echo match || echo DIFFER)"
