@@ -734,3 +734,33 @@ async fn batch_reads_each_landing_object_exactly_once() {
     assert_eq!(counts(&refresh, "user"), (2, 16, 1, 1, 14), "{refresh:?}");
     assert_eq!(snapshot(&lake).await, after_second);
 }
+
+/// Only objects past the recorded positions are read: landing objects are immutable, so a run
+/// that fetched and decoded an already consumed object again could only be seen through its
+/// cost, or, as here, by altering consumed objects between runs (a not-JSON line appended) and
+/// watching for dead letters from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumed_landing_objects_are_not_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (landing, lake) = (dir.path().join("landing"), dir.path().join("lake"));
+    let keys = write_fixture(&landing);
+    run_batch(config(&landing, &lake)).await.unwrap();
+
+    // Pin partition 1 had no dead letter; pin partition 0's new object has none either.
+    let new_key = write_object(&landing, Table::Pin, 0, 18, &[pin(20, "T20", "D20", "Nia", "1.5K", "l", "image", "art")]);
+    let second = run_batch(config(&landing, &lake)).await.unwrap();
+    assert_eq!(counts(&second, "pin"), (1, 1, 0, 0, 16), "{second:?}");
+
+    for key in [object_key(&topic(Table::Pin), 1, 0), new_key, keys.pin_p0_0.clone()] {
+        let path = landing.join(&key);
+        let mut body = std::fs::read_to_string(&path).unwrap();
+        body.push_str("consumed already\n");
+        std::fs::write(&path, body).unwrap();
+    }
+    let third = run_batch(config(&landing, &lake)).await.unwrap();
+    for table in ["pin", "geo", "user"] {
+        let (objects, records, dead, _, _) = counts(&third, table);
+        assert_eq!((objects, records, dead), (0, 0, 0), "{table}: {third:?}");
+    }
+    assert_table(&lake, "dead letters", DEAD_SQL, &expected_dead_letters(&keys)).await;
+}
