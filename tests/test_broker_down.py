@@ -59,8 +59,14 @@ def metric(gw_url: str, name: str) -> float:
     return 0.0
 
 
-def test_broker_outage_gives_503_then_the_emulator_recovers(uid, bucket, procs, tansu_restored):
+def test_broker_outage_gives_503_then_the_emulator_recovers(uid, bucket, procs, tansu_restored, tmp_path):
     create_topics(uid)
+    # A sink daemon runs through the outage (its own group and landing zone, checked at the end).
+    daemon_landing = Landing(str(tmp_path / "daemon-landing"))
+    daemon = procs.start(
+        "sink-daemon", "sink", "--user-id", uid, "--bootstrap-servers", BOOTSTRAP, "--landing",
+        daemon_landing.url, "--flush-size", 10, "--flush-interval", "0.5", "--group-id", f"daemon-{uid}", "--json",
+    )
     gw = procs.gateway(uid, "--produce-timeout", "3")
     pin_url = gw.topic_url(f"{uid}.pin")
     # The broker is up: a first record goes through (this also caches the topic's metadata).
@@ -121,6 +127,17 @@ def test_broker_outage_gives_503_then_the_emulator_recovers(uid, bucket, procs, 
         assert sum(rows[t].values()) >= EVENTS, f"{uid}.{t}: {sum(rows[t].values())} records < {EVENTS} events"
         assert set(rows[t]) <= drawn, f"{uid}.{t}: rows that were never drawn: {sorted(set(rows[t]) - drawn)[:20]}"
     print(json.dumps({"outage_replies": outage_replies[:3], "emulator": summary}, indent=1))
+
+    # The sink daemon lived through the outage and lands everything, exactly once.
+    def daemon_caught_up():
+        assert daemon.running(), f"the sink daemon died during the broker outage\n{daemon.report()}"
+        try:
+            return check_contiguous(read_landing(daemon_landing), uid)
+        except AssertionError:
+            return None
+
+    wait_for(daemon_caught_up, 120, what="the sink daemon to land every record after the outage")
+    assert daemon.stop(timeout=60) == 0, daemon.report()
 
 
 def _rows_without_markers(objects, uid):

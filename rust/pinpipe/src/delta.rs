@@ -8,7 +8,11 @@ use std::sync::{Arc, Once};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::prelude::SessionContext;
-use deltalake::kernel::transaction::{CommitProperties, TransactionError};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake::kernel::Action;
+use deltalake::protocol::DeltaOperation;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use futures::TryStreamExt;
 use deltalake::kernel::Transaction;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -127,6 +131,27 @@ impl Lake {
         write_on(base, rel, schema, batches, mode, txns, operation, true).await
     }
 
+    /// Starts a streaming write to the table at `rel` (created empty with `schema` if missing):
+    /// batches are written to data files as they come, and nothing is visible until
+    /// [`Staged::commit_exclusive`].
+    pub async fn stage(&self, rel: &str, schema: &SchemaRef) -> Result<Staged> {
+        let mut table = self.table(rel).await?;
+        if table.version().is_none() {
+            if let Err(e) = self.write(rel, schema, vec![], SaveMode::Append, vec![], "create").await {
+                // Another writer may have created it at the same moment.
+                table = self.table(rel).await?;
+                if table.version().is_none() {
+                    return Err(e);
+                }
+            }
+            table = self.table(rel).await?;
+        }
+        let writer = RecordBatchWriter::for_table(&table)
+            .map_err(delta_error(format!("write table {rel}")))?
+            .with_target_file_size(STAGED_FILE_BYTES);
+        Ok(Staged { base: table, writer, rel: rel.to_string(), rows: 0 })
+    }
+
     /// Registers the table at `rel` in a DataFusion session under `name`. Returns false if the
     /// table does not exist.
     pub async fn register(&self, ctx: &SessionContext, name: &str, rel: &str) -> Result<bool> {
@@ -203,5 +228,77 @@ async fn write_on(
             Ok(Written::Conflict)
         }
         Err(e) => Err(delta_error(format!("write table {rel}"))(e)),
+    }
+}
+
+/// Target size of the data files of a streaming write.
+const STAGED_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A streaming write in progress: data files written, not yet committed.
+pub struct Staged {
+    base: DeltaTable,
+    writer: RecordBatchWriter,
+    rel: String,
+    rows: u64,
+}
+
+impl Staged {
+    /// The snapshot the write will commit on top of.
+    pub fn base(&self) -> &DeltaTable {
+        &self.base
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).await.map_err(delta_error(format!("write table {}", self.rel)))
+    }
+
+    /// Commits the written files (replacing every current file with `Overwrite`) with `txns`,
+    /// on top of exactly the base snapshot: `Written::Conflict` if another writer committed since.
+    pub async fn commit_exclusive(mut self, mode: SaveMode, txns: Vec<Transaction>, operation: &str) -> Result<Written> {
+        let rel = self.rel.clone();
+        let mut actions: Vec<Action> = self
+            .writer
+            .flush()
+            .await
+            .map_err(delta_error(format!("write table {rel}")))?
+            .into_iter()
+            .map(Action::Add)
+            .collect();
+        let snapshot = self.base.snapshot().map_err(delta_error(format!("read table {rel}")))?;
+        if mode == SaveMode::Overwrite {
+            let current: Vec<_> = snapshot
+                .snapshot()
+                .file_views(self.base.log_store().as_ref(), None)
+                .try_collect()
+                .await
+                .map_err(delta_error(format!("list files of {rel}")))?;
+            actions.extend(current.iter().map(|f| Action::Remove(f.remove_action(true))));
+        }
+        let properties = CommitProperties::default()
+            .with_application_transactions(txns)
+            .with_max_retries(0)
+            .with_metadata([("pinpipe.operation".to_string(), serde_json::Value::from(operation))]);
+        let operation = DeltaOperation::Write { mode, partition_by: None, predicate: None };
+        let result = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(snapshot), self.base.log_store(), operation)
+            .await;
+        match result {
+            Ok(_) => Ok(Written::Committed(self.base)),
+            Err(DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) })
+            | Err(DeltaTableError::VersionAlreadyExists(_)) => {
+                tracing::info!(table = %rel, "another writer committed first; retrying");
+                Ok(Written::Conflict)
+            }
+            Err(e) => Err(delta_error(format!("commit table {rel}"))(e)),
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::clean::decode::{decode_object, Decoded};
@@ -43,14 +43,14 @@ pub async fn list_objects(store: &Store, topic: &str) -> Result<BTreeMap<i32, Ve
     Ok(out)
 }
 
-/// Reads and decodes objects, `concurrency` at a time, in the order given.
-pub async fn decode_all(
-    store: &Store,
+/// Reads and decodes objects, `concurrency` at a time, yielding them in the order given.
+pub fn decode_stream<'a>(
+    store: &'a Store,
     table: Table,
     objects: Vec<Object>,
     concurrency: usize,
     progress: bool,
-) -> Result<Vec<(Object, Decoded)>> {
+) -> impl futures::Stream<Item = Result<(Object, Decoded)>> + 'a {
     let bar = if progress && !objects.is_empty() {
         let bar = ProgressBar::new(objects.len() as u64);
         bar.set_draw_target(ProgressDrawTarget::stderr());
@@ -62,9 +62,9 @@ pub async fn decode_all(
     } else {
         ProgressBar::hidden()
     };
-    let results: Vec<(Object, Decoded)> = futures::stream::iter(objects)
-        .map(|object| {
-            let store = store.clone();
+    let total = objects.len() as u64;
+    futures::stream::iter(objects)
+        .map(move |object| {
             let bar = bar.clone();
             async move {
                 let data = store.get(&object.key).await?;
@@ -73,12 +73,11 @@ pub async fn decode_all(
                     .await
                     .map_err(|e| Error::Io { context: "decode task".into(), source: std::io::Error::other(e) })?;
                 bar.inc(1);
+                if bar.position() == total {
+                    bar.finish_and_clear();
+                }
                 Ok::<_, Error>((object, decoded))
             }
         })
         .buffered(concurrency)
-        .try_collect()
-        .await?;
-    bar.finish_and_clear();
-    Ok(results)
 }

@@ -15,14 +15,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use deltalake::arrow::array::RecordBatch;
 use deltalake::datafusion::datasource::MemTable;
+use futures::TryStreamExt;
 use deltalake::protocol::SaveMode;
 use serde::{Deserialize, Serialize};
 
 use crate::analytics;
 use crate::clean::{self, raw::raw_schema};
-use crate::clean::decode::{DeadLetter, Decoded};
+use crate::clean::decode::DeadLetter;
 use crate::delta::{txn, txn_version, Lake, Written};
 use crate::error::{Error, Result};
 use crate::landing::Store;
@@ -77,6 +77,11 @@ pub struct TableSummary {
     pub nulled: BTreeMap<String, u64>,
     /// Rows in the clean table after the run.
     pub clean_rows: u64,
+    /// Records of this run that reached the raw table.
+    #[serde(skip)]
+    pub records_landed: u64,
+    #[serde(skip)]
+    pub decode_secs: f64,
 }
 
 /// An analytics table as computed this run, rows as JSON objects.
@@ -164,105 +169,19 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
     let ctx = clean::session();
     let mut quality = Vec::new();
     for table in Table::ALL {
-        let topic = config.user_id.topic(table);
         let raw_rel = raw_path(table);
         let objects = landed.remove(&table).unwrap_or_default();
         let partitions: Vec<i32> = objects.keys().copied().collect();
 
-        // Objects to read: past the raw table's position, or all of them where the dead letters
-        // were reset by a full refresh and must be written again.
-        let raw_done = positions(&lake.table(&raw_rel).await?, &topic, &partitions).await?;
-        let dl_done = positions(&lake.table(DEAD_LETTERS_PATH).await?, &topic, &partitions).await?;
-        let todo: Vec<landed::Object> = objects
-            .values()
-            .flatten()
-            .filter(|o| {
-                let dl_reset = dl_done[&o.partition] == Some(-1);
-                config.full_refresh || dl_reset || o.start > raw_done[&o.partition].unwrap_or(-1)
-            })
-            .cloned()
-            .collect();
-
-        let t0 = Instant::now();
-        let decoded = landed::decode_all(&store, table, todo, config.concurrency, config.progress).await?;
-        summary.decode_secs += t0.elapsed().as_secs_f64();
         let mut ts = TableSummary { table: table.suffix().to_string(), ..Default::default() };
-
-        // Dead letters first: once the raw table records an object, its dead letters are written.
         for attempt in 0.. {
-            let dl_table = lake.table(DEAD_LETTERS_PATH).await?;
-            let done = positions(&dl_table, &topic, &partitions).await?;
-            let fresh: Vec<&(landed::Object, Decoded)> =
-                decoded.iter().filter(|(o, _)| o.start > done[&o.partition].unwrap_or(-1)).collect();
-            let rows: Vec<(landed::Object, DeadLetter)> = fresh
-                .iter()
-                .flat_map(|(o, d)| d.dead_letters.iter().map(move |dl| (o.clone(), dl.clone())))
-                .collect();
-            let reset = fresh.iter().any(|(o, _)| done[&o.partition] == Some(-1));
-            if rows.is_empty() && !reset {
-                break;
-            }
-            let txns = last_starts(fresh.iter().map(|(o, _)| o)).map(|(p, v)| txn(app_id(&topic, p), v)).collect();
-            let batch = tables::dead_letter_batch(&run_id, &topic, &rows);
-            let schema = tables::dead_letter_schema();
-            match lake.write_exclusive(dl_table, DEAD_LETTERS_PATH, &schema, vec![batch], SaveMode::Append, txns, "dead letters").await? {
-                Written::Committed(_) => {
-                    ts.dead_lettered = rows.len() as u64;
-                    break;
-                }
-                Written::Conflict if attempt < MAX_ATTEMPTS => continue,
-                Written::Conflict => return Err(conflict(DEAD_LETTERS_PATH)),
-            }
-        }
-
-        // The records and their positions, in one commit.
-        let mut new_batches: Vec<RecordBatch> = Vec::new();
-        // Set when this run's commit made the raw table hold exactly `new_batches`.
-        let mut sole_contents_at: Option<i64> = None;
-        for attempt in 0.. {
-            let raw_table = lake.table(&raw_rel).await?;
-            let done = if config.full_refresh { BTreeMap::new() } else { positions(&raw_table, &topic, &partitions).await? };
-            let fresh: Vec<&(landed::Object, Decoded)> = decoded
-                .iter()
-                .filter(|(o, _)| o.start > done.get(&o.partition).copied().flatten().unwrap_or(-1))
-                .collect();
-            if fresh.is_empty() && !config.full_refresh {
-                break;
-            }
-            let txns = last_starts(fresh.iter().map(|(o, _)| o)).map(|(p, v)| txn(app_id(&topic, p), v)).collect();
-            let batches: Vec<RecordBatch> = fresh.iter().map(|(_, d)| d.batch.clone()).collect();
-            let mode = if config.full_refresh { SaveMode::Overwrite } else { SaveMode::Append };
-            let was_empty = raw_table.version().is_none();
-            match lake.write_exclusive(raw_table, &raw_rel, &raw_schema(table), batches.clone(), mode, txns, "landed records").await? {
-                Written::Committed(t) => {
-                    if was_empty || config.full_refresh {
-                        sole_contents_at = t.version().map(|v| v as i64);
-                    }
-                    ts.objects_read = fresh.len() as u64;
-                    ts.records_read = fresh.iter().map(|(_, d)| (d.batch.num_rows() + d.dead_letters.len()) as u64).sum();
-                    new_batches = batches;
-                    break;
-                }
+            match land_table(&config, &lake, &store, &run_id, table, &objects, &partitions, &mut ts).await? {
+                Written::Committed(_) => break,
                 Written::Conflict if attempt < MAX_ATTEMPTS => continue,
                 Written::Conflict => return Err(conflict(&raw_rel)),
             }
         }
-        let new_rows: usize = new_batches.iter().map(|b| b.num_rows()).sum();
-
-        // Quality counts of this run's records.
-        if new_rows > 0 {
-            let mem = MemTable::try_new(raw_schema(table), vec![new_batches.clone()]).map_err(Error::datafusion("stage new records"))?;
-            let name = format!("new_{}", table.suffix());
-            ctx.register_table(name.as_str(), Arc::new(mem)).map_err(Error::datafusion("stage new records"))?;
-            if let Some(sql) = clean::nulled_counts_sql(table, &name) {
-                for (column, cause, n) in tables::collect_counts(&ctx, &sql).await? {
-                    if n > 0 {
-                        ts.nulled.insert(format!("{column}: {cause}"), n as u64);
-                    }
-                }
-            }
-            ctx.deregister_table(name.as_str()).map_err(Error::datafusion("unstage"))?;
-        }
+        summary.decode_secs += ts.decode_secs;
 
         // Clean table: rebuilt from the raw table when the raw table changed.
         let t0 = Instant::now();
@@ -281,12 +200,7 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
                 break;
             }
             let input = format!("raw_{}", table.suffix());
-            if sole_contents_at.is_some() && sole_contents_at == raw_version && !new_batches.is_empty() {
-                let mem = MemTable::try_new(raw_schema(table), vec![new_batches.clone()]).map_err(Error::datafusion("stage raw"))?;
-                ctx.register_table(input.as_str(), Arc::new(mem)).map_err(Error::datafusion("stage raw"))?;
-            } else {
-                lake.register_table(&ctx, &input, &raw_table).await?;
-            }
+            lake.register_table(&ctx, &input, &raw_table).await?;
             let cleaned = clean::clean(&ctx, table, &input).await.map_err(Error::datafusion(format!("clean {table}")));
             ctx.deregister_table(input.as_str()).map_err(Error::datafusion("unstage"))?;
             let cleaned = cleaned?;
@@ -304,7 +218,7 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
         }
         ts.clean_rows = rows_after;
         let kept_before = if config.full_refresh { 0 } else { rows_before };
-        ts.deduplicated = (kept_before + new_rows as u64).saturating_sub(rows_after);
+        ts.deduplicated = (kept_before + ts.records_landed).saturating_sub(rows_after);
         summary.clean_secs += t0.elapsed().as_secs_f64();
         quality.push(ts.clone());
         summary.tables.push(ts);
@@ -316,6 +230,94 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
     tables::append_quality(&lake, &run_id, &quality).await?;
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Reads the objects past the raw table's position (all of them for a full refresh, or where a
+/// full refresh reset the dead letters), streams their records into the raw table's data files,
+/// commits the dead letters, then commits the records with their positions on top of the
+/// snapshot the positions were read from. `Written::Conflict`: another run committed first.
+#[allow(clippy::too_many_arguments)]
+async fn land_table(
+    config: &BatchConfig,
+    lake: &Lake,
+    store: &Store,
+    run_id: &str,
+    table: Table,
+    objects: &BTreeMap<i32, Vec<landed::Object>>,
+    partitions: &[i32],
+    ts: &mut TableSummary,
+) -> Result<Written> {
+    let topic = config.user_id.topic(table);
+    let raw_rel = raw_path(table);
+    let mut staged = lake.stage(&raw_rel, &raw_schema(table)).await?;
+    let raw_done = if config.full_refresh { BTreeMap::new() } else { positions(staged.base(), &topic, partitions).await? };
+    let raw_done = |p: i32| raw_done.get(&p).copied().flatten().unwrap_or(-1);
+    let dl_done = positions(&lake.table(DEAD_LETTERS_PATH).await?, &topic, partitions).await?;
+    let todo: Vec<landed::Object> = objects
+        .values()
+        .flatten()
+        .filter(|o| dl_done[&o.partition] == Some(-1) || o.start > raw_done(o.partition))
+        .cloned()
+        .collect();
+
+    let t0 = Instant::now();
+    let mut read = TableSummary { table: ts.table.clone(), ..Default::default() };
+    let mut records: Vec<&landed::Object> = Vec::new();
+    let mut dead: Vec<(landed::Object, DeadLetter)> = Vec::new();
+    let mut seen: Vec<landed::Object> = Vec::new();
+    let mut stream = std::pin::pin!(landed::decode_stream(store, table, todo.clone(), config.concurrency, config.progress));
+    while let Some((object, decoded)) = stream.try_next().await? {
+        dead.extend(decoded.dead_letters.iter().map(|d| (object.clone(), d.clone())));
+        if object.start > raw_done(object.partition) {
+            read.objects_read += 1;
+            read.records_read += (decoded.batch.num_rows() + decoded.dead_letters.len()) as u64;
+            read.records_landed += decoded.batch.num_rows() as u64;
+            clean::count_nulled(table, &decoded.batch, &mut read.nulled);
+            staged.write(decoded.batch).await?;
+        }
+        seen.push(object);
+    }
+    for o in &todo {
+        if o.start > raw_done(o.partition) {
+            records.push(o);
+        }
+    }
+    read.decode_secs = t0.elapsed().as_secs_f64();
+
+    // Dead letters first: once the raw table records an object, its dead letters are in.
+    for attempt in 0.. {
+        let dl_table = lake.table(DEAD_LETTERS_PATH).await?;
+        let done = positions(&dl_table, &topic, partitions).await?;
+        let fresh = |o: &landed::Object| o.start > done[&o.partition].unwrap_or(-1);
+        let rows: Vec<(landed::Object, DeadLetter)> = dead.iter().filter(|(o, _)| fresh(o)).cloned().collect();
+        let reset = seen.iter().any(|o| done[&o.partition] == Some(-1));
+        if rows.is_empty() && !reset {
+            break;
+        }
+        let txns = last_starts(seen.iter().filter(|o| fresh(o))).map(|(p, v)| txn(app_id(&topic, p), v)).collect();
+        let batch = tables::dead_letter_batch(run_id, &topic, &rows);
+        let schema = tables::dead_letter_schema();
+        match lake.write_exclusive(dl_table, DEAD_LETTERS_PATH, &schema, vec![batch], SaveMode::Append, txns, "dead letters").await? {
+            Written::Committed(_) => {
+                read.dead_lettered = rows.len() as u64;
+                break;
+            }
+            Written::Conflict if attempt < MAX_ATTEMPTS => continue,
+            Written::Conflict => return Err(conflict(DEAD_LETTERS_PATH)),
+        }
+    }
+
+    if records.is_empty() && !config.full_refresh {
+        *ts = TableSummary { dead_lettered: read.dead_lettered, decode_secs: read.decode_secs, ..read };
+        return Ok(Written::Committed(staged.base().clone()));
+    }
+    let txns = last_starts(records.iter().copied()).map(|(p, v)| txn(app_id(&topic, p), v)).collect();
+    let mode = if config.full_refresh { SaveMode::Overwrite } else { SaveMode::Append };
+    let written = staged.commit_exclusive(mode, txns, "landed records").await?;
+    if matches!(written, Written::Committed(_)) {
+        *ts = read;
+    }
+    Ok(written)
 }
 
 /// Recomputes the nine analytics tables from the clean tables (one overwrite commit each).

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use deltalake::arrow::array::{Array, AsArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use deltalake::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use deltalake::arrow::array::{Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::protocol::SaveMode;
 use deltalake::DeltaTable;
@@ -109,27 +109,6 @@ pub async fn append_quality(lake: &Lake, run_id: &str, tables: &[TableSummary]) 
     let batch = RecordBatch::try_new(quality_schema(), columns).expect("quality columns match");
     lake.write(QUALITY_PATH, &quality_schema(), vec![batch], SaveMode::Append, vec![], "quality").await?;
     Ok(())
-}
-
-/// Rows of (text, text, count) from a counting query.
-pub async fn collect_counts(ctx: &SessionContext, sql: &str) -> Result<Vec<(String, String, i64)>> {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .map_err(Error::datafusion("quality counts"))?
-        .collect()
-        .await
-        .map_err(Error::datafusion("quality counts"))?;
-    let mut out = Vec::new();
-    for b in batches {
-        let a = deltalake::arrow::compute::cast(b.column(0), &DataType::Utf8).map_err(|e| Error::datafusion("cast")(e.into()))?;
-        let c = deltalake::arrow::compute::cast(b.column(1), &DataType::Utf8).map_err(|e| Error::datafusion("cast")(e.into()))?;
-        let n = b.column(2).as_primitive::<Int64Type>();
-        for i in 0..b.num_rows() {
-            out.push((a.as_string::<i32>().value(i).to_string(), c.as_string::<i32>().value(i).to_string(), n.value(i)));
-        }
-    }
-    Ok(out)
 }
 
 /// Number of rows of a table.

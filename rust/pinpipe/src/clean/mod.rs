@@ -150,9 +150,15 @@ pub fn clean_schema(table: Table) -> SchemaRef {
 /// key keeping the highest landing position, then clean every column.
 pub fn clean_sql(table: Table, input: &str) -> String {
     let key = table.key_column();
+    // Winner per key: the highest landing position, as one number (partition, then offset).
+    let pos = |alias: &str| {
+        format!("CAST({alias}\"{PARTITION_COLUMN}\" AS BIGINT) * 1099511627776 + {alias}\"{OFFSET_COLUMN}\"")
+    };
     let dedup = format!(
-        "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY \"{key}\" \
-         ORDER BY \"{PARTITION_COLUMN}\" DESC, \"{OFFSET_COLUMN}\" DESC) AS _rank FROM \"{input}\") WHERE _rank = 1"
+        "SELECT r.* FROM (SELECT \"{key}\" AS _key, max({}) AS _pos FROM \"{input}\" GROUP BY \"{key}\") w \
+         JOIN \"{input}\" r ON r.\"{key}\" = w._key AND {} = w._pos",
+        pos(""),
+        pos("r.")
     );
     let n = |c: &str| nulled(table, c);
     let columns = match table {
@@ -227,31 +233,29 @@ pub fn conform(batches: &[RecordBatch], schema: &SchemaRef) -> DfResult<Vec<Reco
         .collect()
 }
 
-/// Quality counts of raw records: per column, how many values the null rule removes, by cause
-/// (`empty`, a sentinel, or `unparsable` for follower counts). Rows: (column, cause, count).
-pub fn nulled_counts_sql(table: Table, input: &str) -> Option<String> {
-    let mut parts = Vec::new();
+/// Adds to `counts` how many values of a raw batch the null rule removes, by `column: cause`
+/// (`empty`, the sentinel, or `unparsable` for follower counts that are not numbers).
+pub fn count_nulled(table: Table, batch: &RecordBatch, counts: &mut std::collections::BTreeMap<String, u64>) {
     for column in text_columns(table) {
-        parts.push(format!(
-            "SELECT '{column}' AS column_name, 'empty' AS cause, count(*) AS n FROM \"{input}\" WHERE trim(\"{column}\") = ''"
-        ));
-        for s in sentinels(table, column) {
-            parts.push(format!(
-                "SELECT '{column}', {}, count(*) FROM \"{input}\" WHERE trim(\"{column}\") = {}",
-                sql_string(s),
-                sql_string(s)
-            ));
+        let Some(array) = batch.column_by_name(column) else { continue };
+        let Ok(text) = cast(array, &DataType::Utf8) else { continue };
+        let values = sentinels(table, column);
+        for v in text.as_string::<i32>().iter().flatten() {
+            let t = v.trim();
+            let cause = if t.is_empty() {
+                Some("empty")
+            } else if let Some(s) = values.iter().find(|s| **s == t) {
+                Some(*s)
+            } else if table == Table::Pin && *column == "follower_count" && parse_follower_count(t).is_none() {
+                Some("unparsable")
+            } else {
+                None
+            };
+            if let Some(cause) = cause {
+                *counts.entry(format!("{column}: {cause}")).or_default() += 1;
+            }
         }
     }
-    if table == Table::Pin {
-        parts.push(format!(
-            "SELECT 'follower_count', 'unparsable', count(*) FROM \"{input}\" \
-             WHERE {} IS NOT NULL AND {FOLLOWER_COUNT_UDF}({}) IS NULL",
-            nulled(table, "follower_count"),
-            nulled(table, "follower_count")
-        ));
-    }
-    (!parts.is_empty()).then(|| parts.join(" UNION ALL "))
 }
 
 #[cfg(test)]
