@@ -288,4 +288,25 @@ mod tests {
             assert_eq!(parse_follower_count(text), want, "{text:?}");
         }
     }
+
+    #[test]
+    fn nulled_values_are_counted_by_column_and_cause() {
+        let data = br#"{"index": 1, "title": "No Title Data Available", "follower_count": "User Info Error", "category": " "}
+{"index": 2, "title": "ok", "follower_count": "12 k", "description": "Untitled"}
+{"index": 3, "title": "", "follower_count": "3k", "description": " Untitled "}
+"#;
+        let decoded = decode::decode_object(Table::Pin, data, 0, 0);
+        let mut counts = std::collections::BTreeMap::new();
+        count_nulled(Table::Pin, &decoded.batch, &mut counts);
+        let want: Vec<(&str, u64)> = vec![
+            ("category: empty", 1),
+            ("description: Untitled", 2),
+            ("follower_count: User Info Error", 1),
+            ("follower_count: unparsable", 1),
+            ("title: No Title Data Available", 1),
+            ("title: empty", 1),
+        ];
+        let got: Vec<(&str, u64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(got, want);
+    }
 }
