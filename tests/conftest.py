@@ -155,6 +155,12 @@ def tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests that stop a shared service (the broker) run after all the others, so a service left
+    unhealthy by them cannot fail unrelated tests."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
 # ------------------------------------------------------------------------------------------------
 # running the binary
 

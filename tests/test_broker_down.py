@@ -4,14 +4,24 @@ With the broker (Tansu) stopped, produce requests fail with a retriable 5xx (503
 a 200. An emulator started during the outage with a long --retry-for completes with no failed
 event once the broker is back, and after the sink every drawn row is in the landing zone. Records
 may be duplicated in Kafka here (a request that timed out may still have been written), so the
-check is set inclusion and per-topic counts of at least the event count.
+check is set inclusion and per-topic counts of at least the event count. A sink daemon running
+through the outage must survive it and land everything once the broker is back.
+
+Seen with Tansu 0.6 (sqlite storage): an idempotent producer whose message timed out during the
+outage makes the restarted broker panic on its next produce (tansu-storage lite.rs:503 "more or
+less than one row" in idempotent_message_check), after which the broker closes every connection
+until it is restarted. Plain confluent-kafka reproduces it (enable.idempotence, a message timing
+out while the broker is down, then produce again after it is back), so the fixture below restarts
+the broker after this test, whatever happened.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
@@ -43,12 +53,16 @@ def services(*args, timeout=300):
 
 
 @pytest.fixture
-def tansu_restored():
-    """Whatever happens in the test, the broker is running again afterwards."""
+def tansu_restored(procs):
+    """Whatever happens in the test, the broker runs again afterwards, as a fresh process: one that
+    went through the test may be up but unhealthy (module docstring), and later tests need it."""
     try:
         yield
     finally:
-        services("start", "tansu")
+        # First the test's gateway, sink and emulator: a client still sending to the broker as it
+        # comes back could leave it unhealthy again.
+        procs.stop_all()
+        services("restart", "tansu")
 
 
 def metric(gw_url: str, name: str) -> float:
@@ -59,6 +73,8 @@ def metric(gw_url: str, name: str) -> float:
     return 0.0
 
 
+@pytest.mark.disruptive
+@pytest.mark.timeout(900)
 def test_broker_outage_gives_503_then_the_emulator_recovers(uid, bucket, procs, tansu_restored, tmp_path):
     create_topics(uid)
     # A sink daemon runs through the outage (its own group and landing zone, checked at the end).
@@ -79,7 +95,7 @@ def test_broker_outage_gives_503_then_the_emulator_recovers(uid, bucket, procs, 
     assert not port_open(host, port), "the broker still answers after services.sh stop tansu"
 
     outage_replies = []
-    for i in range(4):
+    for i in range(2):
         for table in TABLES:
             r = requests.post(gw.topic_url(f"{uid}.{table}"), json={"records": [{"value": {"during": i}}]},
                               headers={"Content-Type": JSON_V2}, timeout=60)
@@ -94,7 +110,7 @@ def test_broker_outage_gives_503_then_the_emulator_recovers(uid, bucket, procs, 
     # The emulator starts while the broker is down and keeps retrying.
     emulator = procs.start(
         "emulator", "emulate", "batch", "--user-id", uid, "--gateway", gw.url, "--events", EVENTS,
-        "--seed", SEED, "--no-sleep", "--concurrency", 2, "--retry-for", 240, "--quiet", "--json",
+        "--seed", SEED, "--no-sleep", "--concurrency", 2, "--retry-for", 120, "--quiet", "--json",
     )
     served_503 = metric(gw.url, 'pinpipe_gateway_requests_total{status="503"}')
     wait_for(
@@ -105,7 +121,8 @@ def test_broker_outage_gives_503_then_the_emulator_recovers(uid, bucket, procs, 
     assert emulator.running(), f"the emulator gave up during the outage\n{emulator.report()}"
 
     services("start", "tansu")
-    assert emulator.wait(timeout=400) == 0, emulator.report()
+    rc = emulator.wait(timeout=240)
+    assert rc == 0, f"{emulator.report()}\n--- broker panics since the restart ---\n{_broker_panics()}"
     summary = emulator.json()
     assert summary["events_sent"] == EVENTS and summary["events_failed"] == 0, summary
     assert summary["requests_retried"] > 0, summary
@@ -138,6 +155,22 @@ def test_broker_outage_gives_503_then_the_emulator_recovers(uid, bucket, procs, 
 
     wait_for(daemon_caught_up, 120, what="the sink daemon to land every record after the outage")
     assert daemon.stop(timeout=60) == 0, daemon.report()
+
+
+def _broker_panics() -> str:
+    """Panic lines of the broker's log after its last start (the broker is not pinpipe: this only
+    tells a failure of the product from one of the broker)."""
+    status = subprocess.run(["bash", str(SERVICES_SH), "status"], capture_output=True, text=True,
+                            timeout=60).stdout
+    m = re.search(r"^tansu .* log=(\S+)", status, re.MULTILINE)
+    try:
+        log = Path(m.group(1)).read_text(errors="replace") if m else ""
+    except OSError:
+        log = ""
+    last_start = log.rfind("services.sh: starting tansu")
+    lines = log[last_start:].splitlines() if last_start >= 0 else log.splitlines()
+    hits = [ln for i, ln in enumerate(lines) if "panicked" in ln or (i and "panicked" in lines[i - 1])]
+    return "\n".join(hits[:6]) or "(none)"
 
 
 def _rows_without_markers(objects, uid):

@@ -105,8 +105,8 @@ def floor(args):
 
 
 def _normalize(rows):
-    """Rows as sorted tuples of (column, value); both sides give ints, strings and None."""
-    return sorted((tuple(sorted(r.items())) for r in rows), key=repr)
+    """Rows as sorted tuples of (column, value), nulls left out (pinpipe's JSON omits them)."""
+    return sorted((tuple(sorted((k, v) for k, v in r.items() if v is not None)) for r in rows), key=repr)
 
 
 def compare(args):

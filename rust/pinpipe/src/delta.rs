@@ -11,6 +11,8 @@ use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::Action;
 use deltalake::protocol::DeltaOperation;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::TryStreamExt;
 use deltalake::kernel::Transaction;
@@ -148,8 +150,14 @@ impl Lake {
         }
         let writer = RecordBatchWriter::for_table(&table)
             .map_err(delta_error(format!("write table {rel}")))?
-            .with_target_file_size(STAGED_FILE_BYTES);
-        Ok(Staged { base: table, writer, rel: rel.to_string(), rows: 0 })
+            .with_target_file_size(STAGED_FILE_BYTES)
+            .with_writer_properties(
+                WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_size(STAGED_ROW_GROUP_ROWS)
+                    .build(),
+            );
+        Ok(Staged { base: table, writer, rel: rel.to_string(), rows: 0, adds: Vec::new() })
     }
 
     /// Registers the table at `rel` in a DataFusion session under `name`. Returns false if the
@@ -231,6 +239,9 @@ async fn write_on(
     }
 }
 
+/// Rows per Parquet row group of a streaming write: the writer holds one row group in memory.
+const STAGED_ROW_GROUP_ROWS: usize = 64 * 1024;
+
 /// Target size of the data files of a streaming write.
 const STAGED_FILE_BYTES: u64 = 32 * 1024 * 1024;
 
@@ -240,6 +251,8 @@ pub struct Staged {
     writer: RecordBatchWriter,
     rel: String,
     rows: u64,
+    /// Files already written (flushed from the writer's buffer), waiting for the commit.
+    adds: Vec<Action>,
 }
 
 impl Staged {
@@ -257,21 +270,21 @@ impl Staged {
             return Ok(());
         }
         self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).await.map_err(delta_error(format!("write table {}", self.rel)))
+        self.writer.write(batch).await.map_err(delta_error(format!("write table {}", self.rel)))?;
+        if self.writer.buffer_len() as u64 >= STAGED_FILE_BYTES {
+            let written = self.writer.flush().await.map_err(delta_error(format!("write table {}", self.rel)))?;
+            self.adds.extend(written.into_iter().map(Action::Add));
+        }
+        Ok(())
     }
 
     /// Commits the written files (replacing every current file with `Overwrite`) with `txns`,
     /// on top of exactly the base snapshot: `Written::Conflict` if another writer committed since.
     pub async fn commit_exclusive(mut self, mode: SaveMode, txns: Vec<Transaction>, operation: &str) -> Result<Written> {
         let rel = self.rel.clone();
-        let mut actions: Vec<Action> = self
-            .writer
-            .flush()
-            .await
-            .map_err(delta_error(format!("write table {rel}")))?
-            .into_iter()
-            .map(Action::Add)
-            .collect();
+        let mut actions: Vec<Action> = std::mem::take(&mut self.adds);
+        let last = self.writer.flush().await.map_err(delta_error(format!("write table {rel}")))?;
+        actions.extend(last.into_iter().map(Action::Add));
         let snapshot = self.base.snapshot().map_err(delta_error(format!("read table {rel}")))?;
         if mode == SaveMode::Overwrite {
             let current: Vec<_> = snapshot

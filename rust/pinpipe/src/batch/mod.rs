@@ -111,6 +111,15 @@ impl BatchSummary {
     }
 }
 
+/// Peak resident memory of this process so far, in MiB (Linux; 0 elsewhere).
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
 /// Commit attempts against concurrent writers before a run gives up.
 const MAX_ATTEMPTS: usize = 20;
 
@@ -182,6 +191,7 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
             }
         }
         summary.decode_secs += ts.decode_secs;
+        tracing::debug!(table = %table, peak_rss_mib = peak_rss_mib(), "landed");
 
         // Clean table: rebuilt from the raw table when the raw table changed.
         let t0 = Instant::now();
@@ -220,6 +230,7 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
         let kept_before = if config.full_refresh { 0 } else { rows_before };
         ts.deduplicated = (kept_before + ts.records_landed).saturating_sub(rows_after);
         summary.clean_secs += t0.elapsed().as_secs_f64();
+        tracing::debug!(table = %table, peak_rss_mib = peak_rss_mib(), "cleaned");
         quality.push(ts.clone());
         summary.tables.push(ts);
     }

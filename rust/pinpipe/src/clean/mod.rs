@@ -101,7 +101,10 @@ pub fn session() -> SessionContext {
     let config = SessionConfig::new()
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
         .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
-        .set_str("datafusion.execution.time_zone", "UTC");
+        .set_str("datafusion.execution.time_zone", "UTC")
+        // Keep the join order written in the SQL: the small side (one winner per key) builds
+        // the hash table and the raw records stream past it.
+        .set_bool("datafusion.optimizer.join_reordering", false);
     let ctx = SessionContext::new_with_config(config);
     ctx.register_udf(create_udf(
         FOLLOWER_COUNT_UDF,
