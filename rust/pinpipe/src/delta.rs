@@ -154,7 +154,7 @@ impl Lake {
             .with_writer_properties(
                 WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
-                    .set_max_row_group_size(STAGED_ROW_GROUP_ROWS)
+                    .set_max_row_group_row_count(Some(STAGED_ROW_GROUP_ROWS))
                     .build(),
             );
         Ok(Staged { base: table, writer, rel: rel.to_string(), rows: 0, adds: Vec::new() })

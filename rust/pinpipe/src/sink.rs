@@ -9,9 +9,9 @@
 //!   partition before a rebalance), the existing object is read and its N records are taken as
 //!   landed: the first N records read from that offset are skipped, whatever this run's file
 //!   boundaries would have been (size, bytes and time triggers may differ between runs);
-//! - on each (re)assignment the partition is rewound to the start of the last object at or before
-//!   the committed offset, so a commit that lags behind the landing zone, or lies inside an object,
-//!   still lines up with object boundaries.
+//! - on each (re)assignment reading moves to the start of the partition's last object, so a
+//!   commit that lags behind the landing zone, lies inside an object, or is missing (a new group)
+//!   still lines up with object boundaries, and nothing landed is read twice over.
 //! Offsets are committed to Kafka only after the object holding them is durable.
 
 use std::collections::{BTreeMap, HashMap};
@@ -203,7 +203,16 @@ pub async fn run_sink(
         tokio::select! {
             message = sink.consumer.recv() => {
                 let (tp, offset, payload) = {
-                    let message = message.map_err(Error::kafka("consume"))?;
+                    let message = match message {
+                        Ok(m) => m,
+                        Err(e) if is_fatal(&e) => return Err(Error::kafka("consume")(e)),
+                        Err(e) => {
+                            // Broker gone or restarting: librdkafka reconnects by itself.
+                            tracing::warn!(error = %e, "consumer error; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue;
+                        }
+                    };
                     let tp = (message.topic().to_string(), message.partition());
                     (tp, message.offset(), message.payload().map(|p| p.to_vec()))
                 };
@@ -221,6 +230,15 @@ pub async fn run_sink(
     sink.summary.elapsed_secs = started.elapsed().as_secs_f64();
     sink.summary.consume_secs = sink.summary.elapsed_secs - sink.summary.assigned_after_secs;
     Ok(sink.summary)
+}
+
+/// Errors after which consuming cannot go on (everything else librdkafka recovers from).
+fn is_fatal(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(Fatal | Authentication | SaslAuthenticationFailed | TopicAuthorizationFailed | GroupAuthorizationFailed | InvalidGroupId)
+    )
 }
 
 /// One landing-zone line for a record value: the JSON text as produced, kept on one line.
@@ -320,11 +338,11 @@ impl Sink {
         };
         match part.phase {
             Phase::Fresh => {
-                let start = self.last_object_start_at_or_before(&tp, offset).await?;
+                let start = self.last_object_start(&tp).await?;
                 let part = self.partitions.get_mut(&tp).expect("partition present");
                 match start {
-                    Some(s) if s < offset => {
-                        tracing::info!(topic = %tp.0, partition = tp.1, from = offset, to = s, "rewinding to an object boundary");
+                    Some(s) if s != offset => {
+                        tracing::info!(topic = %tp.0, partition = tp.1, from = offset, to = s, "moving to the start of the last landed object");
                         self.consumer
                             .seek(&tp.0, tp.1, Offset::Offset(s), METADATA_TIMEOUT)
                             .map_err(Error::kafka("seek"))?;
@@ -364,9 +382,13 @@ impl Sink {
         Ok(())
     }
 
-    async fn last_object_start_at_or_before(&self, tp: &Tp, offset: i64) -> Result<Option<i64>> {
+    /// Start offset of the partition's last landed object. Objects of a partition always chain
+    /// without gaps, so every record before it is landed: reading resumes there (and the object
+    /// itself is recognised and skipped), whether Kafka's committed offset lags behind, lies
+    /// inside an object, or is missing (a new consumer group).
+    async fn last_object_start(&self, tp: &Tp) -> Result<Option<i64>> {
         let keys = self.store.list(&landing::partition_dir(&tp.0, tp.1)).await?;
-        Ok(keys.iter().filter_map(|k| landing::start_offset_of(k)).filter(|s| *s <= offset).max())
+        Ok(keys.iter().filter_map(|k| landing::start_offset_of(k)).max())
     }
 
     async fn flush_due(&mut self) -> Result<()> {

@@ -80,7 +80,7 @@ impl GatewayConfig {
         } else {
             Some(self.allowed_topics.iter().cloned().collect())
         };
-        let producer: FutureProducer = kafka
+        let producer_config = kafka
             .client_config()
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -89,13 +89,14 @@ impl GatewayConfig {
             .set("message.timeout.ms", self.produce_timeout.as_millis().to_string())
             .set("allow.auto.create.topics", "false")
             .set("queue.buffering.max.messages", "1000000")
-            .create()
-            .map_err(Error::kafka("create producer"))?;
+            .clone();
+        let producer: FutureProducer = producer_config.create().map_err(Error::kafka("create producer"))?;
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .map_err(Error::io(format!("listen on {}", self.listen)))?;
         let state = Arc::new(State {
-            producer,
+            producer: RwLock::new((0, producer)),
+            producer_config,
             allowed,
             api_key: self.api_key.clone(),
             max_body_bytes: self.max_body_bytes,
@@ -108,7 +109,9 @@ impl GatewayConfig {
 
 /// Shared state of the request handlers.
 pub(crate) struct State {
-    producer: FutureProducer,
+    /// The producer and its generation (bumped each time it is replaced).
+    producer: RwLock<(u64, FutureProducer)>,
+    producer_config: rdkafka::ClientConfig,
     /// `None` allows every existing topic.
     allowed: Option<HashSet<String>>,
     api_key: Option<String>,
@@ -116,6 +119,39 @@ pub(crate) struct State {
     /// Topic metadata cache: partition count (None: the topic does not exist) and when it was read.
     topics: RwLock<HashMap<String, (Option<i32>, Instant)>>,
     metrics: metrics::Metrics,
+}
+
+impl State {
+    /// The current producer and its generation.
+    pub(crate) fn producer(&self) -> (u64, FutureProducer) {
+        let guard = self.producer.read().expect("producer lock");
+        (guard.0, guard.1.clone())
+    }
+
+    /// Replaces the producer of `generation` after records timed out: an idempotent producer
+    /// whose records expired carries sequence state that some brokers reject after they come
+    /// back, so new records go through a new producer (a new producer id). Records already
+    /// acknowledged are unaffected; those that failed were reported as 5xx.
+    pub(crate) fn replace_producer(&self, generation: u64) {
+        let old = {
+            let mut guard = self.producer.write().expect("producer lock");
+            if guard.0 != generation {
+                return; // another request replaced it already
+            }
+            match self.producer_config.create::<FutureProducer>() {
+                Ok(fresh) => {
+                    tracing::warn!(generation = generation + 1, "records timed out; producing through a new producer");
+                    std::mem::replace(&mut *guard, (generation + 1, fresh)).1
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot create a new producer; keeping the old one");
+                    return;
+                }
+            }
+        };
+        // Dropping a producer waits for its outstanding requests: not on a runtime thread.
+        std::thread::spawn(move || drop(old));
+    }
 }
 
 /// A bound, ready gateway.
@@ -158,7 +194,7 @@ impl Gateway {
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(Error::io("serve HTTP"))?;
-        let producer = state.producer.clone();
+        let producer = state.producer().1;
         tokio::task::spawn_blocking(move || {
             use rdkafka::producer::Producer;
             let _ = producer.flush(Duration::from_secs(10));

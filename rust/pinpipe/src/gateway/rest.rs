@@ -120,7 +120,7 @@ async fn partition_count(state: &Arc<State>, topic: &str) -> Result<Option<i32>,
             return Ok(*count);
         }
     }
-    let producer = state.producer.clone();
+    let producer = state.producer().1;
     let name = topic.to_string();
     let fetched = tokio::task::spawn_blocking(move || {
         producer.client().fetch_metadata(Some(&name), Duration::from_secs(5)).map(|metadata| {
@@ -158,7 +158,7 @@ async fn list_topics(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap
     if let Err(e) = check_api_key(&state, &headers) {
         return e.into_response();
     }
-    let producer = state.producer.clone();
+    let producer = state.producer().1;
     let fetched = tokio::task::spawn_blocking(move || {
         producer
             .client()
@@ -358,6 +358,7 @@ async fn produce_records(state: &Arc<State>, topic: &str, format: Format, body: 
     if let Some(p) = records.iter().filter_map(|r| r.partition).find(|p| *p >= partitions) {
         return Err(ApiError::partition_not_found(topic, p));
     }
+    let (generation, producer) = state.producer();
     let mut pending = Vec::with_capacity(records.len());
     for r in &records {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
@@ -370,7 +371,7 @@ async fn produce_records(state: &Arc<State>, topic: &str, format: Format, body: 
         if let Some(p) = r.partition {
             record = record.partition(p);
         }
-        match state.producer.send_result(record) {
+        match producer.send_result(record) {
             Ok(future) => pending.push(future),
             Err((e, _)) => {
                 // Queue full (or similar) before anything was sent for the rest: fail the request.
@@ -385,6 +386,7 @@ async fn produce_records(state: &Arc<State>, topic: &str, format: Format, body: 
     let mut offsets = Vec::with_capacity(results.len());
     let mut failure: Option<ApiError> = None;
     let (mut ok, mut failed) = (0u64, 0u64);
+    let mut timed_out = false;
     for result in results {
         match result {
             Ok(Ok(delivery)) => {
@@ -393,6 +395,7 @@ async fn produce_records(state: &Arc<State>, topic: &str, format: Format, body: 
             }
             Ok(Err((e, _))) => {
                 failed += 1;
+                timed_out |= e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut);
                 let retry = retriable(&e);
                 offsets.push(json!({"partition": null, "offset": null, "error_code": if retry { 2 } else { 1 }, "error": e.to_string()}));
                 if failure.as_ref().is_none_or(|f| f.error_code == 50003 && !retry) {
@@ -411,6 +414,9 @@ async fn produce_records(state: &Arc<State>, topic: &str, format: Format, body: 
         }
     }
     state.metrics.record_produced(ok, failed);
+    if timed_out {
+        state.replace_producer(generation);
+    }
     match failure {
         None => Ok(json!({"offsets": offsets, "key_schema_id": null, "value_schema_id": null})),
         Some(mut e) => {
