@@ -23,6 +23,8 @@ if [ ! -f "$req_stamp" ] || ! sha256sum --quiet -c "$req_stamp" >/dev/null 2>&1;
 fi
 
 cargo build --bins
-cargo nextest run --no-fail-fast
+status=0
+cargo nextest run --no-fail-fast || status=$?
 export PINPIPE_BIN="$CARGO_TARGET_DIR/debug/pinpipe"
-"$venv/bin/python" -m pytest tests -ra "$@"
+"$venv/bin/python" -m pytest tests -ra "$@" || status=$?
+exit "$status"

@@ -13,7 +13,7 @@ line on stdout: Spark's own job time (after the session is up), the session star
 row counts.
 
     spark_batch.py --landing DIR --out DIR [--user-id 0eaf46a0829f] [--master local[2]]
-                   [--driver-memory 4g] [--shuffle-partitions 8]
+                   [--driver-memory 4g] [--shuffle-partitions 8] [--conf KEY=VALUE ...]
 """
 
 import argparse
@@ -200,16 +200,21 @@ def main():
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--driver-memory", default="4g")
     ap.add_argument("--shuffle-partitions", type=int, default=8)
+    ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="more Spark settings")
     a = ap.parse_args()
 
-    spark = (
+    builder = (
         SparkSession.builder.master(a.master).appName("pinpipe-bench-batch")
         .config("spark.driver.memory", a.driver_memory)
         .config("spark.sql.shuffle.partitions", str(a.shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
-        .getOrCreate()
+        .config("spark.ui.showConsoleProgress", "false")
     )
+    for kv in a.conf:
+        key, _, value = kv.partition("=")
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     t_session = time.monotonic()
 

@@ -340,6 +340,17 @@ async fn produce_inner(state: &Arc<State>, topic: &str, request: Request) -> (Re
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > state.max_body_bytes) {
+        // Read (and drop) what the client is sending, up to a cap, so it is not cut off
+        // mid-upload and gets to read the 413 instead of a broken pipe.
+        let cap = state.max_body_bytes.saturating_mul(4).max(32 * 1024 * 1024);
+        let mut stream = body.into_data_stream();
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = futures::StreamExt::next(&mut stream).await {
+            seen += chunk.len();
+            if seen > cap {
+                break;
+            }
+        }
         return (Err(ApiError::too_large(state.max_body_bytes)), 0);
     }
     let bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
