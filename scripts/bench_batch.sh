@@ -43,7 +43,8 @@ if ! "$VENV/bin/python" -c 'import pyspark, orjson, pyarrow' 2>/dev/null; then
   "$VENV/bin/pip" install -q 'pyspark>=4,<5' orjson pyarrow
 fi
 # Waits on the build lock if another build is running; a no-op when the binary is current.
-cargo build --release -q -p pinpipe-cli
+# The same package set as scripts/bench.sh, so the two share one release build.
+cargo build --release -q -p pinpipe-cli -p pinpipe --example bench_kafka
 
 if [ -n "${BENCH_DIR:-}" ]; then
   work="$BENCH_DIR"; mkdir -p "$work"
