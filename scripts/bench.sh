@@ -6,13 +6,13 @@
 #   sink (Kafka -> landing zone) vs a bare consumer of the same topics (the ceiling)
 # Load comes from wrk (C, keep-alive). Everything shares this machine's cores, so read the ratios,
 # not the absolute numbers.
-#   BENCH_SECONDS (default 15)  BENCH_CONNECTIONS (default 64)  BENCH_RECORDS (default 300000)
+#   BENCH_SECONDS (default 15)  BENCH_CONNECTIONS (default 256)  BENCH_RECORDS (default 300000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PINPIPE_CACHE="${PINPIPE_CACHE:-$HOME/.cache/pinpipe}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PINPIPE_CACHE/target}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-15}"
-CONNECTIONS="${BENCH_CONNECTIONS:-64}"
+CONNECTIONS="${BENCH_CONNECTIONS:-256}"
 RECORDS="${BENCH_RECORDS:-300000}"
 
 scripts/setup.sh
