@@ -9,7 +9,10 @@ use pinpipe::gateway::GatewayConfig;
 use pinpipe::sink::{run_sink, SinkConfig};
 use pinpipe::source::SourceConfig;
 
-use crate::{print, secs, shutdown_signal, BatchArgs, DemoArgs, EmulateArgs, GatewayArgs, LandingArgs, QueryArgs, Settings, SinkArgs, TopicsCommand};
+use crate::{
+    print, secs, shutdown_signal, BatchArgs, DemoArgs, EmulateArgs, GatewayArgs, LandingArgs, QueryArgs, Settings,
+    SinkArgs, TopicsCommand,
+};
 use pinpipe::batch::{run_batch, BatchConfig, BatchSummary};
 
 pub async fn demo(settings: &Settings, args: DemoArgs, json: bool) -> Result<()> {
@@ -136,7 +139,10 @@ pub async fn topics(settings: &Settings, cmd: TopicsCommand, json: bool) -> Resu
             let kafka = settings.kafka(&common)?;
             let topics = tokio::task::spawn_blocking(move || pinpipe::kafka::fetch_topics(&kafka, None)).await??;
             print(json, &topics, |ts| {
-                ts.iter().map(|t| format!("{:<24} {} partitions", t.name, t.partitions.len())).collect::<Vec<_>>().join("\n")
+                ts.iter()
+                    .map(|t| format!("{:<24} {} partitions", t.name, t.partitions.len()))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
     }
@@ -168,7 +174,6 @@ pub async fn sink(settings: &Settings, args: SinkArgs, json: bool) -> Result<()>
     });
     Ok(())
 }
-
 
 /// Text form of a batch summary: per-table counts, then every analytics table.
 pub fn batch_text(s: &BatchSummary) -> String {
@@ -248,7 +253,9 @@ pub async fn batch(settings: &Settings, args: BatchArgs, json: bool) -> Result<(
 pub async fn query(settings: &Settings, args: QueryArgs, json: bool) -> Result<()> {
     if args.list {
         let tables = pinpipe::query::lake_tables();
-        print(json, &tables, |ts| ts.iter().map(|t| format!("{:<46} {}", t.name, t.path)).collect::<Vec<_>>().join("\n"));
+        print(json, &tables, |ts| {
+            ts.iter().map(|t| format!("{:<46} {}", t.name, t.path)).collect::<Vec<_>>().join("\n")
+        });
         return Ok(());
     }
     let lake = args.lake.or(settings.file.lake.clone()).unwrap_or_else(|| BatchConfig::default().lake);

@@ -286,7 +286,10 @@ impl Settings {
     fn kafka(&self, common: &Common) -> Result<KafkaConnection> {
         let servers = common.bootstrap_servers.clone().or(self.file.bootstrap_servers.clone());
         let Some(servers) = servers else {
-            bail!("no Kafka configured: set --bootstrap-servers, {} or bootstrap_servers in the config file", env::BOOTSTRAP_SERVERS)
+            bail!(
+                "no Kafka configured: set --bootstrap-servers, {} or bootstrap_servers in the config file",
+                env::BOOTSTRAP_SERVERS
+            )
         };
         Ok(KafkaConnection { bootstrap_servers: servers, properties: self.file.kafka_properties.clone() })
     }
@@ -301,8 +304,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -362,9 +365,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Source(SourceCommand::LoadMysql { db_creds, rows, dataset_seed }) => {
             let path = db_creds.or(settings.file.db_creds.clone()).unwrap_or_else(|| PathBuf::from("db_creds.yaml"));
             let creds = pinpipe::source::DbCreds::load(&path)?;
-            let dataset = pinpipe::source::SyntheticDataset::new(&pinpipe::source::SyntheticConfig { rows, seed: dataset_seed });
+            let dataset =
+                pinpipe::source::SyntheticDataset::new(&pinpipe::source::SyntheticConfig { rows, seed: dataset_seed });
             let summary = pinpipe::source::mysql::load_mysql(&creds, &dataset).await?;
-            print(json, &summary, |s| format!("loaded {} rows into each table of database {}", s.rows_per_table, s.database));
+            print(json, &summary, |s| {
+                format!("loaded {} rows into each table of database {}", s.rows_per_table, s.database)
+            });
             Ok(())
         }
     }

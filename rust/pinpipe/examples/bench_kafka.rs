@@ -57,7 +57,10 @@ async fn produce(bootstrap: &str, topic: &str, records: usize, bytes: usize) {
     }
     producer.flush(Duration::from_secs(30)).ok();
     let secs = started.elapsed().as_secs_f64();
-    println!("{{\"records\": {records}, \"failed\": {failed}, \"secs\": {secs:.3}, \"records_per_sec\": {:.0}}}", records as f64 / secs);
+    println!(
+        "{{\"records\": {records}, \"failed\": {failed}, \"secs\": {secs:.3}, \"records_per_sec\": {:.0}}}",
+        records as f64 / secs
+    );
 }
 
 async fn consume(bootstrap: &str, topic: &str) {
@@ -86,5 +89,8 @@ async fn consume(bootstrap: &str, topic: &str) {
         seen += 1;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("{{\"records\": {seen}, \"bytes\": {bytes}, \"secs\": {secs:.3}, \"records_per_sec\": {:.0}}}", seen as f64 / secs);
+    println!(
+        "{{\"records\": {seen}, \"bytes\": {bytes}, \"secs\": {secs:.3}, \"records_per_sec\": {:.0}}}",
+        seen as f64 / secs
+    );
 }

@@ -167,9 +167,11 @@ fn top_poster(pin_geo: &str) -> String {
         "country",
         "poster_name",
         "follower_count",
-        &format!("SELECT country, poster_name, max(follower_count) AS follower_count FROM ({pin_geo}) \
+        &format!(
+            "SELECT country, poster_name, max(follower_count) AS follower_count FROM ({pin_geo}) \
                   WHERE country IS NOT NULL AND poster_name IS NOT NULL AND follower_count IS NOT NULL \
-                  GROUP BY country, poster_name"),
+                  GROUP BY country, poster_name"
+        ),
         "country",
     )
 }

@@ -48,10 +48,9 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::ReadFile { path: path.to_path_buf(), source })?;
-        serde_yaml::from_str(&text)
-            .map_err(|e| Error::ParseFile { path: path.to_path_buf(), message: e.to_string() })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::ReadFile { path: path.to_path_buf(), source })?;
+        serde_yaml::from_str(&text).map_err(|e| Error::ParseFile { path: path.to_path_buf(), message: e.to_string() })
     }
 }
 
@@ -78,7 +77,8 @@ mod tests {
     fn reads_yaml_and_rejects_unknown_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pinpipe.yaml");
-        std::fs::write(&path, "user_id: 0123456789ab\nflush_size: 10\nkafka_properties:\n  security.protocol: SSL\n").unwrap();
+        std::fs::write(&path, "user_id: 0123456789ab\nflush_size: 10\nkafka_properties:\n  security.protocol: SSL\n")
+            .unwrap();
         let config = FileConfig::load(&path).unwrap();
         assert_eq!(config.user_id.as_deref(), Some("0123456789ab"));
         assert_eq!(config.flush_size, Some(10));

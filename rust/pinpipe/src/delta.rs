@@ -10,14 +10,14 @@ use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::Action;
-use deltalake::protocol::DeltaOperation;
+use deltalake::kernel::Transaction;
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::WriterProperties;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use futures::TryStreamExt;
-use deltalake::kernel::Transaction;
+use deltalake::protocol::DeltaOperation;
 use deltalake::protocol::SaveMode;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::TryStreamExt;
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -216,11 +216,8 @@ async fn write_on(
     operation: &str,
     exclusive: bool,
 ) -> Result<Written> {
-    let batches = if batches.iter().all(|b| b.num_rows() == 0) {
-        vec![RecordBatch::new_empty(schema.clone())]
-    } else {
-        batches
-    };
+    let batches =
+        if batches.iter().all(|b| b.num_rows() == 0) { vec![RecordBatch::new_empty(schema.clone())] } else { batches };
     let mut commit = CommitProperties::default().with_application_transactions(txns);
     commit = commit.with_metadata([("pinpipe.operation".to_string(), serde_json::Value::from(operation))]);
     if exclusive {
@@ -280,7 +277,12 @@ impl Staged {
 
     /// Commits the written files (replacing every current file with `Overwrite`) with `txns`,
     /// on top of exactly the base snapshot: `Written::Conflict` if another writer committed since.
-    pub async fn commit_exclusive(mut self, mode: SaveMode, txns: Vec<Transaction>, operation: &str) -> Result<Written> {
+    pub async fn commit_exclusive(
+        mut self,
+        mode: SaveMode,
+        txns: Vec<Transaction>,
+        operation: &str,
+    ) -> Result<Written> {
         let rel = self.rel.clone();
         let mut actions: Vec<Action> = std::mem::take(&mut self.adds);
         let last = self.writer.flush().await.map_err(delta_error(format!("write table {rel}")))?;

@@ -62,13 +62,10 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoSummary> {
         kafka.create_topic(&topic, config.partitions)?;
     }
     let connection = kafka.connection();
-    let gateway = GatewayConfig {
-        listen: ([127, 0, 0, 1], 0).into(),
-        user_id: config.user_id.clone(),
-        ..Default::default()
-    }
-    .build(&connection)
-    .await?;
+    let gateway =
+        GatewayConfig { listen: ([127, 0, 0, 1], 0).into(), user_id: config.user_id.clone(), ..Default::default() }
+            .build(&connection)
+            .await?;
     let url = format!("http://{}", gateway.local_addr());
     let stop_gateway = StopSignal::default();
     let gateway_task = {

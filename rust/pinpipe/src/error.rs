@@ -88,7 +88,9 @@ impl Error {
 }
 
 impl Error {
-    pub fn datafusion(context: impl Into<String>) -> impl FnOnce(deltalake::datafusion::error::DataFusionError) -> Error {
+    pub fn datafusion(
+        context: impl Into<String>,
+    ) -> impl FnOnce(deltalake::datafusion::error::DataFusionError) -> Error {
         let context = context.into();
         move |source| Error::DataFusion { context, source: Box::new(source) }
     }

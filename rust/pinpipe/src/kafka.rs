@@ -62,9 +62,7 @@ impl EmbeddedKafka {
 
     /// Creates a topic; the mock cluster does not implement the admin API's CreateTopics.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        self.cluster
-            .create_topic(topic, partitions, 1)
-            .map_err(Error::kafka(format!("create topic {topic}")))
+        self.cluster.create_topic(topic, partitions, 1).map_err(Error::kafka(format!("create topic {topic}")))
     }
 }
 
@@ -85,15 +83,10 @@ pub async fn create_topics(
 ) -> Result<Vec<TopicCreated>> {
     let admin: AdminClient<DefaultClientContext> =
         connection.client_config().create().map_err(Error::kafka("create admin client"))?;
-    let new_topics: Vec<NewTopic> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
-        .collect();
+    let new_topics: Vec<NewTopic> =
+        topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication))).collect();
     let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-    let results = admin
-        .create_topics(new_topics.iter(), &options)
-        .await
-        .map_err(Error::kafka("create topics"))?;
+    let results = admin.create_topics(new_topics.iter(), &options).await.map_err(Error::kafka("create topics"))?;
     let mut out = Vec::new();
     for result in results {
         match result {
@@ -126,11 +119,8 @@ pub struct PartitionInfo {
 
 /// Reads topic metadata (all topics, or one). Blocking: call from a blocking context.
 pub fn fetch_topics(connection: &KafkaConnection, topic: Option<&str>) -> Result<Vec<TopicInfo>> {
-    let consumer: BaseConsumer =
-        connection.client_config().create().map_err(Error::kafka("create metadata client"))?;
-    let metadata = consumer
-        .fetch_metadata(topic, METADATA_TIMEOUT)
-        .map_err(Error::kafka("fetch metadata"))?;
+    let consumer: BaseConsumer = connection.client_config().create().map_err(Error::kafka("create metadata client"))?;
+    let metadata = consumer.fetch_metadata(topic, METADATA_TIMEOUT).map_err(Error::kafka("fetch metadata"))?;
     Ok(metadata
         .topics()
         .iter()

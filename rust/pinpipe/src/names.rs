@@ -21,9 +21,7 @@ impl UserId {
         if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             Ok(UserId(id.to_string()))
         } else {
-            Err(Error::Config(format!(
-                "user id must be 12 lowercase hexadecimal digits, got {id:?}"
-            )))
+            Err(Error::Config(format!("user id must be 12 lowercase hexadecimal digits, got {id:?}")))
         }
     }
 

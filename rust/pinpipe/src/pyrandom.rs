@@ -24,9 +24,7 @@ pub struct PyRandom {
 
 impl std::fmt::Debug for PyRandom {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PyRandom")
-            .field("index", &self.index)
-            .finish_non_exhaustive()
+        f.debug_struct("PyRandom").field("index", &self.index).finish_non_exhaustive()
     }
 }
 
@@ -53,9 +51,7 @@ impl PyRandom {
         for _ in 0..N.max(key_len) {
             let prev = mt[i - 1] ^ (mt[i - 1] >> 30);
             let k = key.get(j).copied().unwrap_or(0);
-            mt[i] = (mt[i] ^ prev.wrapping_mul(1_664_525))
-                .wrapping_add(k)
-                .wrapping_add(j as u32);
+            mt[i] = (mt[i] ^ prev.wrapping_mul(1_664_525)).wrapping_add(k).wrapping_add(j as u32);
             i += 1;
             j += 1;
             if i >= N {
@@ -192,16 +188,8 @@ mod tests {
             .args(["-c", code])
             .output()
             .expect("python3 (CPython) must be on PATH for this test");
-        assert!(
-            out.status.success(),
-            "python3 failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("utf-8 output")
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        assert!(out.status.success(), "python3 failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8 output").lines().map(str::to_owned).collect()
     }
 
     /// The emulator's per-event draws: sleep seconds, then the row number.
@@ -218,10 +206,7 @@ mod tests {
     #[test]
     fn seed_100_reproduces_the_original_emulator_rows() {
         let mut rng = PyRandom::new(100);
-        let rows: Vec<i64> = emulator_draws(&mut rng, 8)
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
+        let rows: Vec<i64> = emulator_draws(&mut rng, 8).into_iter().map(|(_, r)| r).collect();
         assert_eq!(rows, [7528, 2863, 5730, 8304, 8731, 1313, 4315, 10794]);
     }
 
@@ -306,16 +291,12 @@ mod tests {
 
     #[test]
     fn seed_zero_uses_key_zero_and_matches_cpython() {
-        let expected = python(
-            "import random\nrandom.seed(0)\nprint(random.getrandbits(32))\nprint(random.randint(0, 11000))",
-        );
+        let expected =
+            python("import random\nrandom.seed(0)\nprint(random.getrandbits(32))\nprint(random.randint(0, 11000))");
         let mut rng = PyRandom::new(0);
         assert_eq!(rng.getrandbits(32).to_string(), expected[0]);
         assert_eq!(rng.randint(0, 11_000).to_string(), expected[1]);
-        assert_eq!(
-            PyRandom::from_key(&[0]).next_u32(),
-            PyRandom::new(0).next_u32()
-        );
+        assert_eq!(PyRandom::from_key(&[0]).next_u32(), PyRandom::new(0).next_u32());
     }
 
     #[test]

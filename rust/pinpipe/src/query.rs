@@ -53,11 +53,20 @@ pub async fn read_table(lake_root: &str, name: &str) -> Result<Vec<RecordBatch>>
     };
     let lake = Lake::new(lake_root)?;
     if lake.existing(&table.path).await?.is_none() {
-        return Err(Error::Config(format!("table {name} does not exist yet under {} (run `pinpipe batch` first)", lake.root())));
+        return Err(Error::Config(format!(
+            "table {name} does not exist yet under {} (run `pinpipe batch` first)",
+            lake.root()
+        )));
     }
     let sql = match analytics::queries().iter().find(|q| q.name == name) {
         Some(q) => {
-            let order: Vec<String> = q.schema().fields().iter().take(q.schema().fields().len() - 1).map(|f| format!("\"{}\"", f.name())).collect();
+            let order: Vec<String> = q
+                .schema()
+                .fields()
+                .iter()
+                .take(q.schema().fields().len() - 1)
+                .map(|f| format!("\"{}\"", f.name()))
+                .collect();
             format!("SELECT * FROM \"{name}\" ORDER BY {}", order.join(", "))
         }
         None => format!("SELECT * FROM \"{name}\""),

@@ -115,7 +115,9 @@ enum Phase {
     /// Assigned, nothing read yet.
     Fresh,
     /// Rewound to `target`; messages before it arrives are stale prefetches.
-    Realigning { target: i64 },
+    Realigning {
+        target: i64,
+    },
     Running,
 }
 
@@ -175,9 +177,7 @@ pub async fn run_sink(
         .set("allow.auto.create.topics", "false")
         .create_with_context(SinkContext::default())
         .map_err(Error::kafka("create consumer"))?;
-    consumer
-        .subscribe(&[&config.user_id.topic_regex()])
-        .map_err(Error::kafka("subscribe"))?;
+    consumer.subscribe(&[&config.user_id.topic_regex()]).map_err(Error::kafka("subscribe"))?;
     let started = Instant::now();
     let mut sink = Sink {
         config,
@@ -237,7 +237,14 @@ fn is_fatal(e: &rdkafka::error::KafkaError) -> bool {
     use rdkafka::types::RDKafkaErrorCode::*;
     matches!(
         e.rdkafka_error_code(),
-        Some(Fatal | Authentication | SaslAuthenticationFailed | TopicAuthorizationFailed | GroupAuthorizationFailed | InvalidGroupId)
+        Some(
+            Fatal
+                | Authentication
+                | SaslAuthenticationFailed
+                | TopicAuthorizationFailed
+                | GroupAuthorizationFailed
+                | InvalidGroupId
+        )
     )
 }
 
@@ -267,10 +274,7 @@ impl Sink {
     /// High watermarks of every partition of the user's topics.
     async fn end_offsets(&self) -> Result<HashMap<Tp, i64>> {
         let prefix = format!("{}.", self.config.user_id);
-        let metadata = self
-            .consumer
-            .fetch_metadata(None, METADATA_TIMEOUT)
-            .map_err(Error::kafka("fetch metadata"))?;
+        let metadata = self.consumer.fetch_metadata(None, METADATA_TIMEOUT).map_err(Error::kafka("fetch metadata"))?;
         let mut out = HashMap::new();
         for topic in metadata.topics().iter().filter(|t| t.name().starts_with(&prefix)) {
             for p in topic.partitions() {
@@ -316,7 +320,8 @@ impl Sink {
                     }
                 };
                 for (t, p) in list {
-                    let mut covered = match committed.as_ref().and_then(|c| c.find_partition(&t, p)).map(|e| e.offset()) {
+                    let mut covered = match committed.as_ref().and_then(|c| c.find_partition(&t, p)).map(|e| e.offset())
+                    {
                         Some(Offset::Offset(o)) => o,
                         _ => 0,
                     };
@@ -380,8 +385,7 @@ impl Sink {
         part.records.push((offset, part.data.len()));
         part.first_at.get_or_insert_with(Instant::now);
         let full = part.records.len() >= self.config.flush_size || part.data.len() >= self.config.flush_bytes;
-        let at_target = self.config.until_caught_up
-            && self.targets.get(&tp).is_some_and(|high| offset + 1 >= *high);
+        let at_target = self.config.until_caught_up && self.targets.get(&tp).is_some_and(|high| offset + 1 >= *high);
         if full || at_target {
             self.flush(&tp).await?;
         }

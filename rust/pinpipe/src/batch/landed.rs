@@ -24,10 +24,8 @@ pub async fn list_objects(store: &Store, topic: &str) -> Result<BTreeMap<i32, Ve
     let mut out: BTreeMap<i32, Vec<Object>> = BTreeMap::new();
     for key in store.list(&format!("topics/{topic}")).await? {
         let Some(start) = start_offset_of(&key) else { continue };
-        let Some(partition) = key
-            .split('/')
-            .find_map(|part| part.strip_prefix("partition="))
-            .and_then(|p| p.parse::<i32>().ok())
+        let Some(partition) =
+            key.split('/').find_map(|part| part.strip_prefix("partition=")).and_then(|p| p.parse::<i32>().ok())
         else {
             continue;
         };
@@ -55,8 +53,10 @@ pub fn decode_stream<'a>(
         let bar = ProgressBar::new(objects.len() as u64);
         bar.set_draw_target(ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template(&format!("{{spinner}} reading {table} objects {{pos}}/{{len}} [{{elapsed_precise}}] {{wide_bar}}"))
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} reading {table} objects {{pos}}/{{len}} [{{elapsed_precise}}] {{wide_bar}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     } else {

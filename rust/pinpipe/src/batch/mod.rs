@@ -16,13 +16,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use deltalake::datafusion::datasource::MemTable;
-use futures::TryStreamExt;
 use deltalake::protocol::SaveMode;
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::analytics;
-use crate::clean::{self, raw::raw_schema};
 use crate::clean::decode::DeadLetter;
+use crate::clean::{self, raw::raw_schema};
 use crate::delta::{txn, txn_version, Lake, Written};
 use crate::error::{Error, Result};
 use crate::landing::Store;
@@ -115,7 +115,9 @@ impl BatchSummary {
 fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .map(|kb| kb / 1024)
         .unwrap_or(0)
 }
@@ -128,7 +130,11 @@ fn conflict(rel: &str) -> Error {
 }
 
 /// Position (start offset of the last object consumed) recorded in `table` per partition.
-async fn positions(table: &deltalake::DeltaTable, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, Option<i64>>> {
+async fn positions(
+    table: &deltalake::DeltaTable,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, Option<i64>>> {
     let mut out = BTreeMap::new();
     for p in partitions {
         out.insert(*p, txn_version(table, &app_id(topic, *p)).await?);
@@ -169,10 +175,8 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
         landed.insert(table, landed::list_objects(&store, &topic).await?);
     }
     if config.full_refresh {
-        let partitions: Vec<(String, i32)> = landed
-            .iter()
-            .flat_map(|(t, objects)| objects.keys().map(|p| (config.user_id.topic(*t), *p)))
-            .collect();
+        let partitions: Vec<(String, i32)> =
+            landed.iter().flat_map(|(t, objects)| objects.keys().map(|p| (config.user_id.topic(*t), *p))).collect();
         tables::reset_dead_letters(&lake, &partitions).await?;
     }
     let ctx = clean::session();
@@ -202,9 +206,11 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
             let raw_table = lake.table(&raw_rel).await?;
             let clean_table = lake.table(&clean_rel).await?;
             let built_from = txn_version(&clean_table, CLEAN_APP_ID).await?;
-            rows_before = if clean_table.version().is_some() { tables::count_rows(&ctx, &clean_table).await? } else { 0 };
+            rows_before =
+                if clean_table.version().is_some() { tables::count_rows(&ctx, &clean_table).await? } else { 0 };
             let raw_version = raw_table.version().map(|v| v as i64);
-            let stale = raw_version.is_some() && (config.full_refresh || built_from.is_none_or(|b| b < raw_version.unwrap_or(0)));
+            let stale = raw_version.is_some()
+                && (config.full_refresh || built_from.is_none_or(|b| b < raw_version.unwrap_or(0)));
             if !stale {
                 rows_after = rows_before;
                 break;
@@ -217,7 +223,10 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
             let rows: u64 = cleaned.iter().map(|b| b.num_rows() as u64).sum();
             let txns = vec![txn(CLEAN_APP_ID, raw_version.unwrap_or(0))];
             let schema = clean::clean_schema(table);
-            match lake.write_exclusive(clean_table, &clean_rel, &schema, cleaned, SaveMode::Overwrite, txns, "clean").await? {
+            match lake
+                .write_exclusive(clean_table, &clean_rel, &schema, cleaned, SaveMode::Overwrite, txns, "clean")
+                .await?
+            {
                 Written::Committed(_) => {
                     rows_after = rows;
                     break;
@@ -261,7 +270,8 @@ async fn land_table(
     let topic = config.user_id.topic(table);
     let raw_rel = raw_path(table);
     let mut staged = lake.stage(&raw_rel, &raw_schema(table)).await?;
-    let raw_done = if config.full_refresh { BTreeMap::new() } else { positions(staged.base(), &topic, partitions).await? };
+    let raw_done =
+        if config.full_refresh { BTreeMap::new() } else { positions(staged.base(), &topic, partitions).await? };
     let raw_done = |p: i32| raw_done.get(&p).copied().flatten().unwrap_or(-1);
     let dl_done = positions(&lake.table(DEAD_LETTERS_PATH).await?, &topic, partitions).await?;
     let todo: Vec<landed::Object> = objects
@@ -276,7 +286,8 @@ async fn land_table(
     let mut records: Vec<&landed::Object> = Vec::new();
     let mut dead: Vec<(landed::Object, DeadLetter)> = Vec::new();
     let mut seen: Vec<landed::Object> = Vec::new();
-    let mut stream = std::pin::pin!(landed::decode_stream(store, table, todo.clone(), config.concurrency, config.progress));
+    let mut stream =
+        std::pin::pin!(landed::decode_stream(store, table, todo.clone(), config.concurrency, config.progress));
     while let Some((object, decoded)) = stream.try_next().await? {
         dead.extend(decoded.dead_letters.iter().map(|d| (object.clone(), d.clone())));
         if object.start > raw_done(object.partition) {
@@ -308,7 +319,10 @@ async fn land_table(
         let txns = last_starts(seen.iter().filter(|o| fresh(o))).map(|(p, v)| txn(app_id(&topic, p), v)).collect();
         let batch = tables::dead_letter_batch(run_id, &topic, &rows);
         let schema = tables::dead_letter_schema();
-        match lake.write_exclusive(dl_table, DEAD_LETTERS_PATH, &schema, vec![batch], SaveMode::Append, txns, "dead letters").await? {
+        match lake
+            .write_exclusive(dl_table, DEAD_LETTERS_PATH, &schema, vec![batch], SaveMode::Append, txns, "dead letters")
+            .await?
+        {
             Written::Committed(_) => {
                 read.dead_lettered = rows.len() as u64;
                 break;
@@ -336,7 +350,8 @@ pub async fn compute_analytics(lake: &Lake) -> Result<Vec<AnalyticsTable>> {
     let ctx = clean::session();
     for table in Table::ALL {
         if !lake.register(&ctx, table.suffix(), &clean_path(table)).await? {
-            let empty = MemTable::try_new(clean::clean_schema(table), vec![vec![]]).map_err(Error::datafusion("empty table"))?;
+            let empty = MemTable::try_new(clean::clean_schema(table), vec![vec![]])
+                .map_err(Error::datafusion("empty table"))?;
             ctx.register_table(table.suffix(), Arc::new(empty)).map_err(Error::datafusion("empty table"))?;
         }
     }
@@ -344,7 +359,15 @@ pub async fn compute_analytics(lake: &Lake) -> Result<Vec<AnalyticsTable>> {
     for query in analytics::queries() {
         let batches = query.run(&ctx).await.map_err(Error::datafusion(format!("analytics {}", query.name)))?;
         let rows = tables::to_json_rows(&batches)?;
-        lake.write(&analytics::table_path(query.name), query.schema(), batches, SaveMode::Overwrite, vec![], "analytics").await?;
+        lake.write(
+            &analytics::table_path(query.name),
+            query.schema(),
+            batches,
+            SaveMode::Overwrite,
+            vec![],
+            "analytics",
+        )
+        .await?;
         out.push(AnalyticsTable { name: query.name.to_string(), question: query.question.to_string(), rows });
     }
     Ok(out)

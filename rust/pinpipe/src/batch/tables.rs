@@ -113,7 +113,9 @@ pub async fn append_quality(lake: &Lake, run_id: &str, tables: &[TableSummary]) 
 
 /// Number of rows of a table.
 pub async fn count_rows(ctx: &SessionContext, table: &DeltaTable) -> Result<u64> {
-    table.update_datafusion_session(&ctx.state()).map_err(|e| Error::Delta { context: "count".into(), source: Box::new(e) })?;
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| Error::Delta { context: "count".into(), source: Box::new(e) })?;
     let provider = table.table_provider().await.map_err(Error::datafusion("count"))?;
     let df = ctx.read_table(provider).map_err(Error::datafusion("count"))?;
     let n = df.count().await.map_err(Error::datafusion("count"))?;

@@ -6,8 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
-    ArrayRef, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
@@ -172,7 +171,9 @@ fn coerce<'a>(column: &RawColumn, value: Scalar<'a>) -> Result<Typed<'a>, String
                 Scalar::Bool(b) => Cow::Owned(b.to_string()),
                 Scalar::I64(i) => Cow::Owned(i.to_string()),
                 Scalar::U64(u) => Cow::Owned(u.to_string()),
-                Scalar::F64(f) => Cow::Owned(serde_json::Number::from_f64(f).map(|n| n.to_string()).unwrap_or_default()),
+                Scalar::F64(f) => {
+                    Cow::Owned(serde_json::Number::from_f64(f).map(|n| n.to_string()).unwrap_or_default())
+                }
                 _ => unreachable!("handled above"),
             })),
             RawType::Int64 | RawType::Int32 => {
@@ -184,7 +185,9 @@ fn coerce<'a>(column: &RawColumn, value: Scalar<'a>) -> Result<Typed<'a>, String
                     _ => None,
                 };
                 match int {
-                    Some(i) if column.ty == RawType::Int32 && i32::try_from(i).is_err() => bad(&format!("{i} (out of range)")),
+                    Some(i) if column.ty == RawType::Int32 && i32::try_from(i).is_err() => {
+                        bad(&format!("{i} (out of range)"))
+                    }
                     Some(i) => Ok(Typed::Int(i)),
                     None => bad(&describe(&value)),
                 }
@@ -235,7 +238,9 @@ impl Builder {
             RawType::Int64 => Builder::Int64(Int64Builder::with_capacity(capacity)),
             RawType::Int32 => Builder::Int32(Int32Builder::with_capacity(capacity)),
             RawType::Float64 => Builder::Float64(Float64Builder::with_capacity(capacity)),
-            RawType::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC")),
+            RawType::Timestamp => {
+                Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"))
+            }
         }
     }
 
@@ -286,10 +291,7 @@ pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i6
             .and_then(|row| de.end().map(|_| row))
             .map_err(|e| format!("not a JSON object: {e}"))
             .and_then(|row| {
-                row.into_iter()
-                    .zip(columns)
-                    .map(|(value, column)| coerce(column, value))
-                    .collect::<Result<Vec<_>, _>>()
+                row.into_iter().zip(columns).map(|(value, column)| coerce(column, value)).collect::<Result<Vec<_>, _>>()
             });
         match parsed {
             Ok(values) => {

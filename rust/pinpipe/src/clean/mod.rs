@@ -30,8 +30,16 @@ pub const SENTINELS: &[(Table, &str, &[&str])] = &[
 pub fn text_columns(table: Table) -> &'static [&'static str] {
     match table {
         Table::Pin => &[
-            "unique_id", "title", "description", "poster_name", "follower_count", "tag_list",
-            "is_image_or_video", "image_src", "save_location", "category",
+            "unique_id",
+            "title",
+            "description",
+            "poster_name",
+            "follower_count",
+            "tag_list",
+            "is_image_or_video",
+            "image_src",
+            "save_location",
+            "category",
         ],
         Table::Geo => &["country"],
         Table::User => &["first_name", "last_name"],
@@ -72,7 +80,8 @@ pub fn parse_follower_count(text: &str) -> Option<i64> {
         None => (number, ""),
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int_part) || (number.contains('.') && !digits(frac_part)) || int_part.len() > 20 || frac_part.len() > 18 {
+    if !digits(int_part) || (number.contains('.') && !digits(frac_part)) || int_part.len() > 20 || frac_part.len() > 18
+    {
         return None;
     }
     let int: i128 = int_part.parse().ok()?;
@@ -181,8 +190,7 @@ pub fn clean_sql(table: Table, input: &str) -> String {
                     "CASE WHEN strpos({s}, '/') > 0 THEN substr({s}, strpos({s}, '/')) \
                      ELSE NULLIF(trim(regexp_replace({s}, '^\\s*Local save in\\s*', '')), '') END AS save_location"
                 )
-            }
-            ,
+            },
             format!("{} AS category", n("category")),
         ],
         Table::Geo => vec![
@@ -294,7 +302,8 @@ mod tests {
 
     #[test]
     fn nulled_values_are_counted_by_column_and_cause() {
-        let data = br#"{"index": 1, "title": "No Title Data Available", "follower_count": "User Info Error", "category": " "}
+        let data =
+            br#"{"index": 1, "title": "No Title Data Available", "follower_count": "User Info Error", "category": " "}
 {"index": 2, "title": "ok", "follower_count": "12 k", "description": "Untitled"}
 {"index": 3, "title": "", "follower_count": "3k", "description": " Untitled "}
 "#;

@@ -101,10 +101,8 @@ fn arrow_type(ty: RawType) -> DataType {
 
 /// Arrow schema of a raw table: the data columns, then `_partition` (int32) and `_offset` (int64).
 pub fn raw_schema(table: Table) -> SchemaRef {
-    let mut fields: Vec<Field> = raw_columns(table)
-        .iter()
-        .map(|c| Field::new(c.name, arrow_type(c.ty), !c.required))
-        .collect();
+    let mut fields: Vec<Field> =
+        raw_columns(table).iter().map(|c| Field::new(c.name, arrow_type(c.ty), !c.required)).collect();
     fields.push(Field::new(PARTITION_COLUMN, DataType::Int32, false));
     fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
     Arc::new(Schema::new(fields))

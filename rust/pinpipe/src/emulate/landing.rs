@@ -41,7 +41,8 @@ pub async fn write_landing(config: &LandingWriteConfig, source: &Source) -> Resu
     }
     let store = Store::open(&config.landing)?;
     let mut draws = Draws::new(config.seed, config.max_row);
-    let mut summary = LandingWriteSummary { records_per_topic: 0, objects_written: 0, objects_already_present: 0, bytes_written: 0 };
+    let mut summary =
+        LandingWriteSummary { records_per_topic: 0, objects_written: 0, objects_already_present: 0, bytes_written: 0 };
     let mut buffers: Vec<Vec<u8>> = vec![Vec::new(); Table::ALL.len()];
     let mut start = 0u64;
     let mut in_buffer = 0usize;

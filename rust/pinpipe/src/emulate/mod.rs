@@ -107,7 +107,11 @@ struct Counters {
 }
 
 /// Runs the batch emulator until `config.events` are sent (or failed) or `stop` completes.
-pub async fn emulate_batch(config: EmulateConfig, source: Arc<Source>, stop: impl Future<Output = ()>) -> Result<EmulateSummary> {
+pub async fn emulate_batch(
+    config: EmulateConfig,
+    source: Arc<Source>,
+    stop: impl Future<Output = ()>,
+) -> Result<EmulateSummary> {
     if config.concurrency == 0 {
         return Err(Error::Config("concurrency must be at least 1".into()));
     }
@@ -133,8 +137,14 @@ pub async fn emulate_batch(config: EmulateConfig, source: Arc<Source>, stop: imp
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..config.concurrency {
         let (config, urls, draws, counters, first_error, bar, client, source) = (
-            config.clone(), urls.clone(), draws.clone(), counters.clone(), first_error.clone(), bar.clone(),
-            client.clone(), source.clone(),
+            config.clone(),
+            urls.clone(),
+            draws.clone(),
+            counters.clone(),
+            first_error.clone(),
+            bar.clone(),
+            client.clone(),
+            source.clone(),
         );
         workers.spawn(async move {
             loop {
@@ -215,8 +225,7 @@ async fn send_event(
 ) -> Result<()> {
     let event = source.event(row).await?;
     for (table, url) in urls {
-        let body = serde_json::to_vec(&json!({"records": [{"value": event.get(*table)}]}))
-            .expect("event serializes");
+        let body = serde_json::to_vec(&json!({"records": [{"value": event.get(*table)}]})).expect("event serializes");
         post_with_retry(client, config, url, body, counters).await?;
         counters.records.fetch_add(1, Ordering::Relaxed);
     }
@@ -235,10 +244,8 @@ async fn post_with_retry(
     let deadline = Instant::now() + config.retry_for;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let mut request = client
-            .post(url)
-            .header("Content-Type", "application/vnd.kafka.json.v2+json")
-            .body(body.clone());
+        let mut request =
+            client.post(url).header("Content-Type", "application/vnd.kafka.json.v2+json").body(body.clone());
         if let Some(key) = &config.api_key {
             request = request.header("x-api-key", key);
         }

@@ -37,11 +37,7 @@ impl ApiError {
 
     /// 404 / 40402: the partition does not exist.
     pub fn partition_not_found(topic: &str, partition: i32) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            40402,
-            format!("partition {partition} of topic {topic} not found"),
-        )
+        Self::new(StatusCode::NOT_FOUND, 40402, format!("partition {partition} of topic {topic} not found"))
     }
 
     /// 422 / 42206: the body is JSON but not a valid produce request.
@@ -51,11 +47,7 @@ impl ApiError {
 
     /// 413: the body is larger than the configured limit.
     pub fn too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            413,
-            format!("request body larger than {limit} bytes"),
-        )
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, 413, format!("request body larger than {limit} bytes"))
     }
 
     /// 415: the content type is not one of the REST proxy's produce formats.
@@ -75,7 +67,9 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_ACCEPTABLE,
             406,
-            format!("cannot answer with any type of Accept {got:?}: use application/vnd.kafka.v2+json or application/json"),
+            format!(
+                "cannot answer with any type of Accept {got:?}: use application/vnd.kafka.v2+json or application/json"
+            ),
         )
     }
 
@@ -98,10 +92,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            axum::http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/vnd.kafka.v2+json"),
-        );
+        headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.kafka.v2+json"));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

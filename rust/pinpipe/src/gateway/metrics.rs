@@ -56,7 +56,8 @@ impl Metrics {
         }
         out.push_str("# HELP pinpipe_gateway_records_total Records by outcome.\n");
         out.push_str("# TYPE pinpipe_gateway_records_total counter\n");
-        let _ = writeln!(out, "pinpipe_gateway_records_total{{outcome=\"acknowledged\"}} {}", load(&self.records_produced));
+        let _ =
+            writeln!(out, "pinpipe_gateway_records_total{{outcome=\"acknowledged\"}} {}", load(&self.records_produced));
         let _ = writeln!(out, "pinpipe_gateway_records_total{{outcome=\"failed\"}} {}", load(&self.records_failed));
         out.push_str("# HELP pinpipe_gateway_request_bytes_total Bytes of produce request bodies.\n");
         out.push_str("# TYPE pinpipe_gateway_request_bytes_total counter\n");

@@ -179,9 +179,7 @@ impl Gateway {
             .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
             .route("/metrics", get(rest::metrics))
             .merge(rest::routes())
-            .fallback(|| async {
-                ApiError::new(axum::http::StatusCode::NOT_FOUND, 404, "HTTP 404 Not Found")
-            })
+            .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, 404, "HTTP 404 Not Found") })
             .with_state(state)
     }
 

@@ -29,9 +29,7 @@ const MISSING_TTL: Duration = Duration::from_secs(1);
 const KAFKA_V2_JSON: &str = "application/vnd.kafka.v2+json";
 
 pub(super) fn routes() -> Router<Arc<State>> {
-    Router::new()
-        .route("/topics", get(list_topics))
-        .route("/topics/{topic}", get(describe_topic).post(produce))
+    Router::new().route("/topics", get(list_topics)).route("/topics/{topic}", get(describe_topic).post(produce))
 }
 
 /// The embedded format of a produce request, from its Content-Type.
@@ -98,15 +96,11 @@ pub(crate) fn valid_topic_name(topic: &str) -> bool {
 
 fn check_topic(state: &State, topic: &str) -> Result<(), ApiError> {
     if !valid_topic_name(topic) {
-        return Err(ApiError::topic_not_found(format!(
-            "topic {topic:?} not found: not a valid topic name"
-        )));
+        return Err(ApiError::topic_not_found(format!("topic {topic:?} not found: not a valid topic name")));
     }
     if let Some(allowed) = &state.allowed {
         if !allowed.contains(topic) {
-            return Err(ApiError::forbidden(format!(
-                "topic {topic:?} is not in the gateway's allowlist"
-            )));
+            return Err(ApiError::forbidden(format!("topic {topic:?} is not in the gateway's allowlist")));
         }
     }
     Ok(())
@@ -135,11 +129,7 @@ async fn partition_count(state: &Arc<State>, topic: &str) -> Result<Option<i32>,
     .map_err(|e| ApiError::kafka(format!("metadata task failed: {e}")))?;
     match fetched {
         Ok(count) => {
-            state
-                .topics
-                .write()
-                .expect("topic cache lock")
-                .insert(topic.to_string(), (count, Instant::now()));
+            state.topics.write().expect("topic cache lock").insert(topic.to_string(), (count, Instant::now()));
             Ok(count)
         }
         Err(e) => {
@@ -160,10 +150,9 @@ async fn list_topics(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap
     }
     let producer = state.producer().1;
     let fetched = tokio::task::spawn_blocking(move || {
-        producer
-            .client()
-            .fetch_metadata(None, Duration::from_secs(5))
-            .map(|m| m.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name().to_string()).collect::<Vec<_>>())
+        producer.client().fetch_metadata(None, Duration::from_secs(5)).map(|m| {
+            m.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name().to_string()).collect::<Vec<_>>()
+        })
     })
     .await;
     match fetched {
@@ -188,9 +177,8 @@ async fn describe_topic(
         let count = partition_count(&state, &topic)
             .await?
             .ok_or_else(|| ApiError::topic_not_found(format!("topic {topic:?} not found")))?;
-        let partitions: Vec<Value> = (0..count)
-            .map(|p| json!({"partition": p, "leader": null, "replicas": []}))
-            .collect();
+        let partitions: Vec<Value> =
+            (0..count).map(|p| json!({"partition": p, "leader": null, "replicas": []})).collect();
         Ok::<_, ApiError>(json!({"name": topic, "configs": {}, "partitions": partitions}))
     }
     .await;
@@ -208,10 +196,7 @@ fn v2_json(status: StatusCode, body: Value) -> Response {
 
 pub(super) async fn metrics(AxumState(state): AxumState<Arc<State>>) -> Response {
     let mut response = state.metrics.render().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     response
 }
 
@@ -255,9 +240,7 @@ fn parse_request(format: Format, body: &[u8]) -> Result<Vec<Outgoing>, ApiError>
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::malformed(format!("request body is not valid JSON: {e}")))?;
     let request: ProduceRequest = serde_json::from_value(value).map_err(|e| {
-        ApiError::invalid_payload(format!(
-            "request body must be {{\"records\": [{{\"value\": ...}}, ...]}}: {e}"
-        ))
+        ApiError::invalid_payload(format!("request body must be {{\"records\": [{{\"value\": ...}}, ...]}}: {e}"))
     })?;
     if request.records.is_empty() {
         return Err(ApiError::invalid_payload("records must contain at least one record"));
@@ -302,11 +285,7 @@ fn retriable(e: &KafkaError) -> bool {
     )
 }
 
-async fn produce(
-    AxumState(state): AxumState<Arc<State>>,
-    Path(topic): Path<String>,
-    request: Request,
-) -> Response {
+async fn produce(AxumState(state): AxumState<Arc<State>>, Path(topic): Path<String>, request: Request) -> Response {
     let started = Instant::now();
     let (result, body_len) = produce_inner(&state, &topic, request).await;
     let response = match result {
@@ -335,10 +314,8 @@ async fn produce_inner(state: &Arc<State>, topic: &str, request: Request) -> (Re
         Ok(f) => f,
         Err(e) => return (Err(e), 0),
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > state.max_body_bytes) {
         // Read (and drop) what the client is sending, up to a cap, so it is not cut off
         // mid-upload and gets to read the 413 instead of a broken pipe.
@@ -419,7 +396,8 @@ async fn produce_records(state: &Arc<State>, topic: &str, format: Format, body: 
             }
             Err(_) => {
                 failed += 1;
-                offsets.push(json!({"partition": null, "offset": null, "error_code": 2, "error": "producer shut down"}));
+                offsets
+                    .push(json!({"partition": null, "offset": null, "error_code": 2, "error": "producer shut down"}));
                 failure.get_or_insert_with(|| ApiError::kafka_retriable("producer shut down"));
             }
         }

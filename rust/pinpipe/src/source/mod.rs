@@ -42,9 +42,7 @@ impl SourceConfig {
     pub fn from_name(name: &str, db_creds: Option<PathBuf>) -> Result<Self> {
         match name {
             "synthetic" => Ok(SourceConfig::default()),
-            "mysql" => Ok(SourceConfig::Mysql {
-                db_creds: db_creds.unwrap_or_else(|| PathBuf::from("db_creds.yaml")),
-            }),
+            "mysql" => Ok(SourceConfig::Mysql { db_creds: db_creds.unwrap_or_else(|| PathBuf::from("db_creds.yaml")) }),
             other => Err(Error::Config(format!("unknown source {other:?}: use synthetic or mysql"))),
         }
     }
@@ -72,10 +70,9 @@ impl Source {
     /// The event of row number `row` (pin, geo and user rows with that row number).
     pub async fn event(&self, row: u64) -> Result<Event> {
         match self {
-            Source::Synthetic(d) => d
-                .rows(row)
-                .map(|r| r.to_event())
-                .ok_or_else(|| Error::RowNotFound { table: "synthetic".into(), row }),
+            Source::Synthetic(d) => {
+                d.rows(row).map(|r| r.to_event()).ok_or_else(|| Error::RowNotFound { table: "synthetic".into(), row })
+            }
             Source::Mysql(m) => m.event(row).await,
         }
     }

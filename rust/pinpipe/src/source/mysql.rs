@@ -48,8 +48,8 @@ impl std::fmt::Debug for DbCreds {
 
 impl DbCreds {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::ReadFile { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::ReadFile { path: path.to_path_buf(), source })?;
         // serde_yaml errors can quote the offending value: keep only their position.
         serde_yaml::from_str(&text).map_err(|e| Error::ParseFile {
             path: path.to_path_buf(),
@@ -136,9 +136,7 @@ fn sql_to_json(value: SqlValue) -> Value {
         SqlValue::Float(f) => Value::from(f64::from(f)),
         SqlValue::Double(d) => Value::from(d),
         SqlValue::Bytes(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
-        SqlValue::Date(y, mo, d, h, mi, s, _) => {
-            Value::String(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"))
-        }
+        SqlValue::Date(y, mo, d, h, mi, s, _) => Value::String(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")),
         SqlValue::Time(neg, days, h, m, s, _) => {
             let sign = if neg { "-" } else { "" };
             Value::String(format!("{sign}{:02}:{m:02}:{s:02}", days * 24 + u32::from(h)))
@@ -203,10 +201,18 @@ async fn insert_batch(conn: &mut mysql_async::Conn, rows: &[Rows]) -> std::resul
     for r in rows {
         let p = &r.pin;
         params.extend([
-            p.index.into(), p.unique_id.clone().into(), p.title.clone().into(), p.description.clone().into(),
-            p.poster_name.clone().into(), p.follower_count.clone().into(), p.tag_list.clone().into(),
-            p.is_image_or_video.clone().into(), p.image_src.clone().into(), p.downloaded.into(),
-            p.save_location.clone().into(), p.category.clone().into(),
+            p.index.into(),
+            p.unique_id.clone().into(),
+            p.title.clone().into(),
+            p.description.clone().into(),
+            p.poster_name.clone().into(),
+            p.follower_count.clone().into(),
+            p.tag_list.clone().into(),
+            p.is_image_or_video.clone().into(),
+            p.image_src.clone().into(),
+            p.downloaded.into(),
+            p.save_location.clone().into(),
+            p.category.clone().into(),
         ]);
     }
     conn.exec_drop(format!("REPLACE INTO pinterest_data VALUES {}", placeholders(12)), params).await?;
@@ -214,8 +220,11 @@ async fn insert_batch(conn: &mut mysql_async::Conn, rows: &[Rows]) -> std::resul
     for r in rows {
         let g = &r.geo;
         params.extend([
-            g.ind.into(), g.timestamp.format(DATETIME_FORMAT).to_string().into(), g.latitude.into(),
-            g.longitude.into(), g.country.clone().into(),
+            g.ind.into(),
+            g.timestamp.format(DATETIME_FORMAT).to_string().into(),
+            g.latitude.into(),
+            g.longitude.into(),
+            g.country.clone().into(),
         ]);
     }
     conn.exec_drop(format!("REPLACE INTO geolocation_data VALUES {}", placeholders(5)), params).await?;
@@ -223,7 +232,10 @@ async fn insert_batch(conn: &mut mysql_async::Conn, rows: &[Rows]) -> std::resul
     for r in rows {
         let u = &r.user;
         params.extend([
-            u.ind.into(), u.first_name.clone().into(), u.last_name.clone().into(), u.age.into(),
+            u.ind.into(),
+            u.first_name.clone().into(),
+            u.last_name.clone().into(),
+            u.age.into(),
             u.date_joined.format(DATETIME_FORMAT).to_string().into(),
         ]);
     }
@@ -239,7 +251,8 @@ mod tests {
     fn creds_debug_hides_the_password() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db_creds.yaml");
-        std::fs::write(&path, "HOST: db\nUSER: u\nPASSWORD: s3cr3t-pw\nDATABASE: pinterest_data\nPORT: 3306\n").unwrap();
+        std::fs::write(&path, "HOST: db\nUSER: u\nPASSWORD: s3cr3t-pw\nDATABASE: pinterest_data\nPORT: 3306\n")
+            .unwrap();
         let creds = DbCreds::load(&path).unwrap();
         assert_eq!(creds.port, 3306);
         assert!(!format!("{creds:?}").contains("s3cr3t-pw"));

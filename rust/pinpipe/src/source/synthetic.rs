@@ -17,8 +17,7 @@
 //! uniform over the real window, 2017-10-19 .. 2022-10-19.
 
 pub use super::vocab::{
-    IMAGE_SRC_ERROR, NO_DESCRIPTION, NO_TAGS, NO_TITLE, STORY_DESCRIPTION, STORY_FORMAT, UNTITLED,
-    USER_INFO_ERROR,
+    IMAGE_SRC_ERROR, NO_DESCRIPTION, NO_TAGS, NO_TITLE, STORY_DESCRIPTION, STORY_FORMAT, UNTITLED, USER_INFO_ERROR,
 };
 
 use super::vocab::{Draw, PosterPool, CATEGORIES, COUNTRIES, DIRT_DRAWS, FIRST_NAMES, LAST_NAMES};
@@ -61,10 +60,7 @@ pub struct SyntheticConfig {
 
 impl Default for SyntheticConfig {
     fn default() -> Self {
-        SyntheticConfig {
-            rows: DEFAULT_ROWS,
-            seed: 0,
-        }
+        SyntheticConfig { rows: DEFAULT_ROWS, seed: 0 }
     }
 }
 
@@ -108,13 +104,7 @@ impl SyntheticDataset {
             .collect();
         let pool_size = (rows / ROWS_PER_POSTER).clamp(POSTERS.0, POSTERS.1) as usize;
         let posters = (CATEGORIES.iter().enumerate())
-            .map(|(i, words)| {
-                PosterPool::new(
-                    words,
-                    pool_size,
-                    &mut Rng::new(seed, STREAM_POSTER, i as u64),
-                )
-            })
+            .map(|(i, words)| PosterPool::new(words, pool_size, &mut Rng::new(seed, STREAM_POSTER, i as u64)))
             .collect();
         let at = |y, m, d, h, min, s| {
             let date = NaiveDate::from_ymd_opt(y, m, d).expect("valid date");
@@ -203,13 +193,7 @@ impl SyntheticDataset {
         let latitude = round4(q() * 180.0 - 90.0);
         let longitude = round4(q() * 360.0 - 180.0);
         let country = COUNTRIES[index_at(q(), COUNTRIES.len())];
-        let user = UserRow {
-            ind,
-            first_name,
-            last_name,
-            age,
-            date_joined,
-        };
+        let user = UserRow { ind, first_name, last_name, age, date_joined };
         (user, (latitude, longitude, country))
     }
 }
@@ -225,13 +209,7 @@ fn user_row_counts(rows: u64) -> Vec<u64> {
     let top = ((rows as f64 * TOP_USER_SHARE).round() as u64).max(1) as f64;
     let count = |k: u64, s: f64| ((top * (k as f64).powf(-s)).floor() as u64).max(1);
     // Total rows for exponent s; counts only fall with k, so stop at the first one-row user.
-    let total = |s: f64| {
-        users
-            + (1..=users)
-                .map(|k| count(k, s) - 1)
-                .take_while(|&x| x > 0)
-                .sum::<u64>()
-    };
+    let total = |s: f64| users + (1..=users).map(|k| count(k, s) - 1).take_while(|&x| x > 0).sum::<u64>();
     let (mut lo, mut hi) = (0.0f64, 64.0f64);
     if total(lo) <= rows {
         hi = lo;
@@ -308,11 +286,7 @@ impl Permutation {
         let bits = 64 - n.saturating_sub(1).leading_zeros();
         let mut rng = Rng::new(seed, stream, n);
         let keys = [rng.bits(), rng.bits(), rng.bits(), rng.bits()];
-        Permutation {
-            n,
-            half_bits: bits.div_ceil(2).max(1),
-            keys,
-        }
+        Permutation { n, half_bits: bits.div_ceil(2).max(1), keys }
     }
 
     fn apply(&self, x: u64) -> u64 {
@@ -339,9 +313,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet, HashMap};
 
     fn rows_of(rows: u64, seed: u64) -> Vec<Rows> {
-        SyntheticDataset::new(&SyntheticConfig { rows, seed })
-            .iter()
-            .collect()
+        SyntheticDataset::new(&SyntheticConfig { rows, seed }).iter().collect()
     }
 
     fn default_rows() -> Vec<Rows> {
@@ -421,10 +393,7 @@ mod tests {
     fn follower_count_shapes_match_the_observed_shares() {
         let rows = default_rows();
         let mut shapes = [0usize; 3];
-        for r in rows
-            .iter()
-            .filter(|r| r.pin.follower_count != USER_INFO_ERROR)
-        {
+        for r in rows.iter().filter(|r| r.pin.follower_count != USER_INFO_ERROR) {
             let text = r.pin.follower_count.as_str();
             let (digits, shape) = match text.strip_suffix('k') {
                 Some(n) => (n, 0),
@@ -456,11 +425,7 @@ mod tests {
             }
         }
         let top = posters.values().map(|e| e.2).max().unwrap_or(0);
-        assert!(
-            posters.len() > 100 && top >= 50,
-            "{} posters, top {top}",
-            posters.len()
-        );
+        assert!(posters.len() > 100 && top >= 50, "{} posters, top {top}", posters.len());
     }
 
     #[test]
@@ -475,17 +440,10 @@ mod tests {
         let counts = user_row_counts(11_154);
         let summary = (counts.len(), counts[0], counts.iter().sum::<u64>());
         assert_eq!(summary, (5_307, 244, 11_154));
-        let ds = SyntheticDataset::new(&SyntheticConfig {
-            rows: 1_000_000,
-            seed: 3,
-        });
+        let ds = SyntheticDataset::new(&SyntheticConfig { rows: 1_000_000, seed: 3 });
         let end = ds.user_rows_end.last().copied();
         assert_eq!((ds.users(), end), (475_793, Some(1_000_000)));
-        assert!(
-            (21_876..=21_880).contains(&ds.user_rows(0)),
-            "{}",
-            ds.user_rows(0)
-        );
+        assert!((21_876..=21_880).contains(&ds.user_rows(0)), "{}", ds.user_rows(0));
         assert!(ds.rows(999_999).is_some() && ds.rows(1_000_000).is_none());
     }
 
@@ -503,14 +461,7 @@ mod tests {
         };
         let location = [lat, lon, country].join("|");
         let (year, joined) = (ts[..4].to_string(), user[3][..4].to_string());
-        [
-            year,
-            joined,
-            group.into(),
-            country.into(),
-            user.join("|"),
-            location,
-        ]
+        [year, joined, group.into(), country.into(), user.join("|"), location]
     }
 
     /// Reads a CSV file with a header line; fields may be double-quoted (`""` escapes a quote).
@@ -533,29 +484,18 @@ mod tests {
         };
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
         let header = split(lines.next().expect("header"));
-        lines
-            .map(|l| header.iter().cloned().zip(split(l)).collect())
-            .collect()
+        lines.map(|l| header.iter().cloned().zip(split(l)).collect()).collect()
     }
 
     fn reference_samples() -> Vec<Sample> {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/reference"
-        );
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/reference");
         let geo = read_csv(&format!("{dir}/geolocation_data.csv"));
         let user = read_csv(&format!("{dir}/user_data.csv"));
         assert_eq!((geo.len(), user.len()), (11_154, 11_154));
         let row = |(g, u): (&HashMap<String, String>, &HashMap<String, String>)| {
             assert_eq!(g["ind"], u["ind"]);
             let user = ["first_name", "last_name", "age", "date_joined"].map(|k| u[k].as_str());
-            sample(
-                &g["timestamp"],
-                &g["latitude"],
-                &g["longitude"],
-                &g["country"],
-                user,
-            )
+            sample(&g["timestamp"], &g["latitude"], &g["longitude"], &g["country"], user)
         };
         geo.iter().zip(&user).map(row).collect()
     }
@@ -597,67 +537,33 @@ mod tests {
             assert!(a.keys().eq(b.keys()), "{} values differ", names[col]);
             for ((k, x), y) in a.iter().zip(b.values()) {
                 let name = names[col];
-                eprintln!(
-                    "{name} {k}: synthetic {:.1}%, reference {:.1}%",
-                    x * 100.0,
-                    y * 100.0
-                );
+                eprintln!("{name} {k}: synthetic {:.1}%, reference {:.1}%", x * 100.0, y * 100.0);
                 assert!((x - y).abs() <= tolerance, "{name} {k}: {x:.3} vs {y:.3}");
             }
         }
 
         let (a, b) = (shares(&ours, 3), shares(&real, 3));
-        assert!(
-            a.keys().eq(b.keys()) && a.len() == 243,
-            "country sets differ"
-        );
-        let tv = a
-            .iter()
-            .zip(b.values())
-            .map(|((_, x), y)| (x - y).abs())
-            .sum::<f64>()
-            / 2.0;
+        assert!(a.keys().eq(b.keys()) && a.len() == 243, "country sets differ");
+        let tv = a.iter().zip(b.values()).map(|((_, x), y)| (x - y).abs()).sum::<f64>() / 2.0;
         eprintln!("country TV distance {tv:.3}");
-        eprintln!(
-            "top countries: synthetic {:?}, reference {:?}",
-            top(&a, 5),
-            top(&b, 5)
-        );
-        assert!(
-            tv <= 0.25,
-            "country distribution: total-variation distance {tv:.3}"
-        );
+        eprintln!("top countries: synthetic {:?}, reference {:?}", top(&a, 5), top(&b, 5));
+        assert!(tv <= 0.25, "country distribution: total-variation distance {tv:.3}");
 
         let (a, b) = (shares(&ours, 4), shares(&real, 4));
         let (heaviest, share) = top(&a, 1)[0];
         let rows = (share * 11_154.0).round() as u64;
         let real_rows = (top(&b, 1)[0].1 * 11_154.0).round();
-        eprintln!(
-            "distinct users: synthetic {}, reference {}",
-            a.len(),
-            b.len()
-        );
+        eprintln!("distinct users: synthetic {}, reference {}", a.len(), b.len());
         eprintln!("heaviest user: synthetic {rows} rows ({heaviest}), reference {real_rows}");
-        assert!(
-            (0.9..=1.1).contains(&(a.len() as f64 / b.len() as f64)),
-            "distinct users"
-        );
+        assert!((0.9..=1.1).contains(&(a.len() as f64 / b.len() as f64)), "distinct users");
         assert!((150..=350).contains(&rows), "heaviest user rows {rows}");
         // The heaviest user sits at the start of the sorted lists, as in the real tables.
         let first_name = heaviest.split('|').next().unwrap_or_default();
-        assert!(
-            FIRST_NAMES[..FIRST_NAMES.len() / 5].contains(&first_name),
-            "{heaviest}"
-        );
+        assert!(FIRST_NAMES[..FIRST_NAMES.len() / 5].contains(&first_name), "{heaviest}");
 
         let mut location: HashMap<&str, &str> = HashMap::new();
         for s in &ours {
-            assert_eq!(
-                *location.entry(&s[4]).or_insert(&s[5]),
-                s[5],
-                "user {}",
-                s[4]
-            );
+            assert_eq!(*location.entry(&s[4]).or_insert(&s[5]), s[5], "user {}", s[4]);
         }
     }
 }

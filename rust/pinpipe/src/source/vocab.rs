@@ -137,37 +137,26 @@ impl PosterPool {
     /// over pins (weighted by popularity) follow [`FOLLOWER_SHAPES`].
     pub fn new(words: &CategoryWords, size: usize, rng: &mut impl Draw) -> Self {
         let combos = words.poster_names();
-        let stride = (combos * 5 / 8..combos)
-            .find(|&s| gcd(s, combos) == 1)
-            .unwrap_or(1);
+        let stride = (combos * 5 / 8..combos).find(|&s| gcd(s, combos) == 1).unwrap_or(1);
         let offset = rng.below(combos as u64) as usize;
         let total: f64 = (1..=size).map(|i| 1.0 / i as f64).sum();
         let shape_total: f64 = FOLLOWER_SHAPES.iter().sum();
         let (mut seen, mut dealt) = (0.0, [0.0f64; 3]);
-        let mut pool = PosterPool {
-            posters: Vec::with_capacity(size),
-            weight_ends: Vec::new(),
-        };
+        let mut pool = PosterPool { posters: Vec::with_capacity(size), weight_ends: Vec::new() };
         for i in 0..size {
             let weight = 1.0 / (i + 1) as f64;
             seen += weight;
             // The shape furthest behind its share so far.
             let lag = |s: usize| FOLLOWER_SHAPES[s] / shape_total * seen - dealt[s];
-            let shape = (0..3)
-                .max_by(|&a, &b| lag(a).total_cmp(&lag(b)))
-                .unwrap_or(0);
+            let shape = (0..3).max_by(|&a, &b| lag(a).total_cmp(&lag(b))).unwrap_or(0);
             dealt[shape] += weight;
             let follower_count = match shape {
                 0 => format!("{}k", log_uniform(rng, 999)),
                 1 => log_uniform(rng, 999).to_string(),
                 _ => format!("{}M", log_uniform(rng, 30)),
             };
-            let name =
-                words.poster_name((i % combos * stride + offset) % combos + i / combos * combos);
-            pool.posters.push(Poster {
-                name,
-                follower_count,
-            });
+            let name = words.poster_name((i % combos * stride + offset) % combos + i / combos * combos);
+            pool.posters.push(Poster { name, follower_count });
             pool.weight_ends.push(seen / total);
         }
         pool
@@ -298,11 +287,7 @@ impl CategoryWords {
         let dirt = Dirt::from_draw(dirt_draw);
         let unique_id = uuid_v4(rng.bits(), rng.bits());
         let hash = format!("{:016x}{:016x}", rng.bits(), rng.bits());
-        let kind = if rng.below(100) < VIDEO_PERCENT {
-            "video"
-        } else {
-            "image"
-        };
+        let kind = if rng.below(100) < VIDEO_PERCENT { "video" } else { "image" };
         let mut pin = PinRow {
             index,
             unique_id,
@@ -357,9 +342,7 @@ impl CategoryWords {
     /// A description: an opening sentence and a closing one.
     pub fn description(&self, rng: &mut impl Draw) -> String {
         let blurb = rng.pick(self.blurbs);
-        format!("{blurb} {}", rng.pick(&CLOSINGS))
-            .trim_end()
-            .to_string()
+        format!("{blurb} {}", rng.pick(&CLOSINGS)).trim_end().to_string()
     }
 
     /// A tag list: three to seven distinct tags, comma-separated.

@@ -63,7 +63,16 @@ fn line(v: Value) -> String {
 
 /// A regular pin record (the fields the fixture does not play with get plain values).
 #[allow(clippy::too_many_arguments)]
-fn pin(index: i64, title: &str, description: &str, poster: &str, follower: &str, tags: &str, kind: &str, category: &str) -> String {
+fn pin(
+    index: i64,
+    title: &str,
+    description: &str,
+    poster: &str,
+    follower: &str,
+    tags: &str,
+    kind: &str,
+    category: &str,
+) -> String {
     line(json!({
         "index": index,
         "unique_id": format!("u{index}"),
@@ -92,11 +101,15 @@ fn user(ind: i64, first: &str, last: &str, age: i64, joined: &str) -> String {
 const PIN_NOT_JSON: &str = "not json at all {";
 
 fn geo_dead() -> String {
-    line(json!({"ind": 15, "timestamp": "2020-01-01 00:00:00", "latitude": "north", "longitude": 1.5, "country": "Albania"}))
+    line(
+        json!({"ind": 15, "timestamp": "2020-01-01 00:00:00", "latitude": "north", "longitude": 1.5, "country": "Albania"}),
+    )
 }
 
 fn user_dead() -> String {
-    line(json!({"ind": 13, "first_name": "Lou", "last_name": "Moe", "age": "old", "date_joined": "2016-01-01 00:00:00"}))
+    line(
+        json!({"ind": 13, "first_name": "Lou", "last_name": "Moe", "age": "old", "date_joined": "2016-01-01 00:00:00"}),
+    )
 }
 
 /// Keys of the landing objects written by [`write_fixture`].
@@ -179,7 +192,9 @@ fn write_fixture(landing: &Path) -> Keys {
             /* 1 */ geo(1, "2019-06-15T08:30:00", al.0, al.1, "Albania"),
             /* 2 */ geo(2, "2017-12-31T23:59:59.000Z", al.0, al.1, "Albania"),
             /* 3 */
-            line(json!({"ind": 3, "timestamp": "2018-01-01 00:00:00", "latitude": "41.25", "longitude": 19.75, "country": "Albania"})),
+            line(
+                json!({"ind": 3, "timestamp": "2018-01-01 00:00:00", "latitude": "41.25", "longitude": 19.75, "country": "Albania"}),
+            ),
             /* 4 */ geo(4, "2020-02-29T12:00:00.000Z", ci.0, ci.1, "Cote d'Ivoire"),
             /* 5 */ geo(5, "2020-07-04 09:15:30", ci.0, ci.1, "Cote d'Ivoire"),
             /* 6 */ geo(7, "2023-01-01 00:00:00", -10.5, 30.25, "Zambia"),
@@ -213,10 +228,14 @@ fn write_fixture(landing: &Path) -> Keys {
             /* 0 */ user(0, "Ann", "Lee", 24, "2015-03-01 10:00:00"),
             /* 1 */ user(1, "Bea", "Moss", 99, "2016-01-01 00:00:00"),
             /* 2 */
-            line(json!({"ind": 2, "first_name": "Cy", "last_name": "Ng", "age": "35", "date_joined": "2016-12-31T23:59:59.000Z"})),
+            line(
+                json!({"ind": 2, "first_name": "Cy", "last_name": "Ng", "age": "35", "date_joined": "2016-12-31T23:59:59.000Z"}),
+            ),
             /* 3 */ user(3, "Dee", "Fox", 36, "2015-07-07 07:07:07"),
             /* 4 */
-            line(json!({"ind": 4, "first_name": "Ed", "last_name": null, "age": 50, "date_joined": "2017-01-01T00:00:00"})),
+            line(
+                json!({"ind": 4, "first_name": "Ed", "last_name": null, "age": 50, "date_joined": "2017-01-01T00:00:00"}),
+            ),
             /* 5 */ user(5, "", "Gray", 51, "2016-05-05 05:05:05"),
             /* 6 */ user(6, "Flo", "Hart", 16, "2017-06-06T06:06:06.000Z"),
             /* 7 */ user(7, "Gil", "Ives", 20, "2014-12-31 23:59:59"),
@@ -233,10 +252,13 @@ fn write_fixture(landing: &Path) -> Keys {
             /* 10 */ user(9, "Ian", "Jay", 60, "2021-01-01 00:00:00"),
             /* 11 */ user(10, "Dee", "Fox", 36, "2015-07-07T07:07:07.000Z"),
             /* 12 */ user(11, "Ann", "Lee", 24, "2016-09-09 09:09:09"),
-            /* 13 */ line(json!({"ind": 12, "first_name": "Jo", "age": 33, "date_joined": "2016-10-10T10:10:10"})),
+            /* 13 */
+            line(json!({"ind": 12, "first_name": "Jo", "age": 33, "date_joined": "2016-10-10T10:10:10"})),
             /* 14 */ user_dead(),
             /* 15 */
-            line(json!({"ind": 17, "first_name": "Kim", "last_name": "Lam", "age": null, "date_joined": "2018-04-04 04:04:04"})),
+            line(
+                json!({"ind": 17, "first_name": "Kim", "last_name": "Lam", "age": null, "date_joined": "2018-04-04 04:04:04"}),
+            ),
         ],
     );
     Keys { pin_p0_0, geo_p0_0, user_p0_8 }
@@ -332,33 +354,213 @@ fn expected_pin() -> Vec<Value> {
     let n = Value::Null;
     let s = |v: &str| json!(v);
     vec![
-        p(0, s("u0"), s("T0"), s("D0"), json!(2000), s("Zed"), s("a,b"), s("image"), s("https://img/0.jpg"), s("/data/beauty"), s("beauty")),
-        p(1, s("u1"), s("T1"), s("D1"), json!(2000), s("Amy"), s("a,b"), s("video"), s("https://img/1.jpg"), s("/data/art"), s("art")),
+        p(
+            0,
+            s("u0"),
+            s("T0"),
+            s("D0"),
+            json!(2000),
+            s("Zed"),
+            s("a,b"),
+            s("image"),
+            s("https://img/0.jpg"),
+            s("/data/beauty"),
+            s("beauty"),
+        ),
+        p(
+            1,
+            s("u1"),
+            s("T1"),
+            s("D1"),
+            json!(2000),
+            s("Amy"),
+            s("a,b"),
+            s("video"),
+            s("https://img/1.jpg"),
+            s("/data/art"),
+            s("art"),
+        ),
         // description sentinel; follower "abc" is not a count
-        p(2, s("u2"), s("T2"), n.clone(), n.clone(), s("Ben"), s("c"), s("image"), s("https://img/2.jpg"), s("/data/beauty"), s("beauty")),
+        p(
+            2,
+            s("u2"),
+            s("T2"),
+            n.clone(),
+            n.clone(),
+            s("Ben"),
+            s("c"),
+            s("image"),
+            s("https://img/2.jpg"),
+            s("/data/beauty"),
+            s("beauty"),
+        ),
         // whitespace-only title, empty description, "1.5k"
-        p(3, s("u3"), n.clone(), n.clone(), json!(1500), s("Hal"), s("d,e"), s("image"), s("https://img/3.jpg"), s("/data/art"), s("art")),
+        p(
+            3,
+            s("u3"),
+            n.clone(),
+            n.clone(),
+            json!(1500),
+            s("Hal"),
+            s("d,e"),
+            s("image"),
+            s("https://img/3.jpg"),
+            s("/data/art"),
+            s("art"),
+        ),
         // "1000M"
-        p(4, s("u4"), s("T4"), s("D4"), json!(1_000_000_000), s("Dora"), s("g"), s("image"), s("https://img/4.jpg"), s("/data/travel"), s("travel")),
+        p(
+            4,
+            s("u4"),
+            s("T4"),
+            s("D4"),
+            json!(1_000_000_000),
+            s("Dora"),
+            s("g"),
+            s("image"),
+            s("https://img/4.jpg"),
+            s("/data/travel"),
+            s("travel"),
+        ),
         // the later line of the same object wins; " Untitled " is a sentinel once trimmed
-        p(5, s("u5"), s("T5"), n.clone(), json!(999), s("Eli"), s("x"), s("image"), s("https://img/5.jpg"), s("/data/travel"), s("travel")),
+        p(
+            5,
+            s("u5"),
+            s("T5"),
+            n.clone(),
+            json!(999),
+            s("Eli"),
+            s("x"),
+            s("image"),
+            s("https://img/5.jpg"),
+            s("/data/travel"),
+            s("travel"),
+        ),
         // tag_list and image_src sentinels; a JSON number follower count
-        p(6, s("u6"), s("T6"), s("D6"), json!(100), s("Ivy"), n.clone(), s("image"), n.clone(), s("/data/quotes"), s("quotes")),
+        p(
+            6,
+            s("u6"),
+            s("T6"),
+            s("D6"),
+            json!(100),
+            s("Ivy"),
+            n.clone(),
+            s("image"),
+            n.clone(),
+            s("/data/quotes"),
+            s("quotes"),
+        ),
         // the record of the later object wins
-        p(7, s("u7"), s("T7"), s("D7"), json!(1_000_000_000), s("Finn"), s("f"), s("video"), s("https://img/7.jpg"), s("/data/vehicles"), s("vehicles")),
+        p(
+            7,
+            s("u7"),
+            s("T7"),
+            s("D7"),
+            json!(1_000_000_000),
+            s("Finn"),
+            s("f"),
+            s("video"),
+            s("https://img/7.jpg"),
+            s("/data/vehicles"),
+            s("vehicles"),
+        ),
         // JSON null title, missing image_src
-        p(8, s("u8"), n.clone(), s("D8"), json!(437), s("Gus"), s("h"), s("image"), n.clone(), s("/data/tattoos"), s("tattoos")),
+        p(
+            8,
+            s("u8"),
+            n.clone(),
+            s("D8"),
+            json!(437),
+            s("Gus"),
+            s("h"),
+            s("image"),
+            n.clone(),
+            s("/data/tattoos"),
+            s("tattoos"),
+        ),
         // partition 1 offset 0 beats partition 0 offset 12; "12K"
-        p(9, s("u9"), s("T9"), s("D9"), json!(12000), s("Gus"), s("h"), s("image"), s("https://img/9.jpg"), s("/data/tattoos"), s("tattoos")),
+        p(
+            9,
+            s("u9"),
+            s("T9"),
+            s("D9"),
+            json!(12000),
+            s("Gus"),
+            s("h"),
+            s("image"),
+            s("https://img/9.jpg"),
+            s("/data/tattoos"),
+            s("tattoos"),
+        ),
         // the story row: every sentinel
-        p(10, s("u10"), n.clone(), n.clone(), n.clone(), n.clone(), n.clone(), s("multi-video(story page format)"), n.clone(), s("/data/art"), s("art")),
-        p(11, s("u11"), s("T11"), s("D11"), json!(136000), s("Kai"), s("i"), s("image"), s("https://img/11.jpg"), s("/data/vehicles"), s("vehicles")),
+        p(
+            10,
+            s("u10"),
+            n.clone(),
+            n.clone(),
+            n.clone(),
+            n.clone(),
+            n.clone(),
+            s("multi-video(story page format)"),
+            n.clone(),
+            s("/data/art"),
+            s("art"),
+        ),
+        p(
+            11,
+            s("u11"),
+            s("T11"),
+            s("D11"),
+            json!(136000),
+            s("Kai"),
+            s("i"),
+            s("image"),
+            s("https://img/11.jpg"),
+            s("/data/vehicles"),
+            s("vehicles"),
+        ),
         // whitespace-only poster
-        p(12, s("u12"), s("T12"), s("D12"), json!(7000), n.clone(), s("j"), s("image"), s("https://img/12.jpg"), s("/data/beauty"), s("beauty")),
+        p(
+            12,
+            s("u12"),
+            s("T12"),
+            s("D12"),
+            json!(7000),
+            n.clone(),
+            s("j"),
+            s("image"),
+            s("https://img/12.jpg"),
+            s("/data/beauty"),
+            s("beauty"),
+        ),
         // "2.5M"
-        p(13, s("u13"), s("T13"), s("D13"), json!(2_500_000), s("Lou"), s("k"), s("image"), s("https://img/13.jpg"), s("/data/education"), s("education")),
+        p(
+            13,
+            s("u13"),
+            s("T13"),
+            s("D13"),
+            json!(2_500_000),
+            s("Lou"),
+            s("k"),
+            s("image"),
+            s("https://img/13.jpg"),
+            s("/data/education"),
+            s("education"),
+        ),
         // empty / whitespace values, "Untitled", "1,000" is not a count
-        p(14, n.clone(), s("T14"), n.clone(), n.clone(), s("Mo"), n.clone(), n.clone(), n.clone(), n.clone(), n.clone()),
+        p(
+            14,
+            n.clone(),
+            s("T14"),
+            n.clone(),
+            n.clone(),
+            s("Mo"),
+            n.clone(),
+            n.clone(),
+            n.clone(),
+            n.clone(),
+            n.clone(),
+        ),
     ]
 }
 
@@ -368,9 +570,7 @@ fn ts(text: &str) -> Value {
 
 /// The clean geo table, by hand.
 fn expected_geo() -> Vec<Value> {
-    let g = |ind: i64, country: &str, lat: f64, lon: f64, timestamp: Value| {
-        json!({"ind": ind, "country": country, "coordinates": [lat, lon], "timestamp": timestamp})
-    };
+    let g = |ind: i64, country: &str, lat: f64, lon: f64, timestamp: Value| json!({"ind": ind, "country": country, "coordinates": [lat, lon], "timestamp": timestamp});
     vec![
         g(0, "Albania", 41.25, 19.75, ts("2019-03-01T10:00:00Z")),
         g(1, "Albania", 41.25, 19.75, ts("2019-06-15T08:30:00Z")),
@@ -391,9 +591,7 @@ fn expected_geo() -> Vec<Value> {
 
 /// The clean user table, by hand.
 fn expected_user() -> Vec<Value> {
-    let u = |ind: i64, name: &str, age: Value, joined: &str| {
-        json!({"ind": ind, "user_name": name, "age": age, "date_joined": ts(joined)})
-    };
+    let u = |ind: i64, name: &str, age: Value, joined: &str| json!({"ind": ind, "user_name": name, "age": age, "date_joined": ts(joined)});
     vec![
         u(0, "Ann Lee", json!(24), "2015-03-01T10:00:00Z"),
         u(1, "Bea Moss", json!(25), "2016-02-02T02:02:02Z"),
@@ -448,8 +646,17 @@ async fn batch_cleans_and_computes_the_analytics_of_rules_md() {
     assert_eq!(
         names,
         [
-            "ind", "unique_id", "title", "description", "follower_count", "poster_name", "tag_list",
-            "is_image_or_video", "image_src", "save_location", "category"
+            "ind",
+            "unique_id",
+            "title",
+            "description",
+            "follower_count",
+            "poster_name",
+            "tag_list",
+            "is_image_or_video",
+            "image_src",
+            "save_location",
+            "category"
         ]
     );
     for (name, ty) in &pin_cols {
@@ -649,12 +856,7 @@ async fn batch_cleans_and_computes_the_analytics_of_rules_md() {
 
 /// Everything a run leaves in the clean tables and dead letters (without run ids).
 async fn snapshot(lake: &Path) -> Vec<Vec<Value>> {
-    vec![
-        rows(lake, PIN_SQL).await,
-        rows(lake, GEO_SQL).await,
-        rows(lake, USER_SQL).await,
-        rows(lake, DEAD_SQL).await,
-    ]
+    vec![rows(lake, PIN_SQL).await, rows(lake, GEO_SQL).await, rows(lake, USER_SQL).await, rows(lake, DEAD_SQL).await]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -747,7 +949,8 @@ async fn consumed_landing_objects_are_not_read_again() {
     run_batch(config(&landing, &lake)).await.unwrap();
 
     // Pin partition 1 had no dead letter; pin partition 0's new object has none either.
-    let new_key = write_object(&landing, Table::Pin, 0, 18, &[pin(20, "T20", "D20", "Nia", "1.5K", "l", "image", "art")]);
+    let new_key =
+        write_object(&landing, Table::Pin, 0, 18, &[pin(20, "T20", "D20", "Nia", "1.5K", "l", "image", "art")]);
     let second = run_batch(config(&landing, &lake)).await.unwrap();
     assert_eq!(counts(&second, "pin"), (1, 1, 0, 0, 16), "{second:?}");
 

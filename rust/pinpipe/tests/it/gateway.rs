@@ -43,7 +43,8 @@ async fn produce_replies_with_offsets_in_request_order_and_documented_errors() {
     assert_eq!((offsets[2]["partition"].as_i64(), offsets[2]["offset"].as_i64()), (Some(0), Some(0)));
     assert_eq!(reply["value_schema_id"], Value::Null);
 
-    let (status, reply) = post(&client, &url, "application/vnd.kafka.binary.v2+json", r#"{"records":[{"value":"aGk="}]}"#).await;
+    let (status, reply) =
+        post(&client, &url, "application/vnd.kafka.binary.v2+json", r#"{"records":[{"value":"aGk="}]}"#).await;
     assert_eq!(status, 200, "{reply}");
 
     let cases: Vec<(String, &str, &str, u16, u64)> = vec![
@@ -98,7 +99,8 @@ async fn api_key_is_enforced() {
     let client = reqwest::Client::new();
     let url = format!("{base}/topics/{}", uid.topic(pinpipe::model::Table::Geo));
     for key in [None, Some("wrong")] {
-        let mut request = client.post(&url).header("Content-Type", "application/json").body(r#"{"records":[{"value":1}]}"#);
+        let mut request =
+            client.post(&url).header("Content-Type", "application/json").body(r#"{"records":[{"value":1}]}"#);
         if let Some(k) = key {
             request = request.header("x-api-key", k);
         }

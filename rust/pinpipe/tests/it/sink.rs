@@ -78,11 +78,20 @@ async fn a_sink_with_a_fresh_group_resumes_at_the_last_landed_object() {
         until_caught_up: true,
         ..Default::default()
     };
-    let first = run_sink(SinkConfig { group_id: Some("g1".into()), ..base.clone() }, &connection, std::future::pending()).await.unwrap();
+    let first =
+        run_sink(SinkConfig { group_id: Some("g1".into()), ..base.clone() }, &connection, std::future::pending())
+            .await
+            .unwrap();
     assert_eq!((first.records_landed, first.objects_created), (50, 50));
     // Another group has no committed offsets: it resumes at the last landed object, recognises
     // it, and adds nothing.
-    let second = run_sink(SinkConfig { group_id: Some("g2".into()), flush_size: 7, ..base }, &connection, std::future::pending()).await.unwrap();
+    let second = run_sink(
+        SinkConfig { group_id: Some("g2".into()), flush_size: 7, ..base },
+        &connection,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     assert_eq!(second.records_landed, 0);
     assert_eq!(second.records_already_landed, 1);
     let store = Store::open(dir.path().to_str().unwrap()).unwrap();
