@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(PINPIPE_CACHE)/target
 
 demo:            ## run the pipeline end to end on embedded defaults
 	scripts/setup.sh
-	cargo run --release -p pinpipe-cli -- demo
+	cargo run -p pinpipe-cli -- demo
 
 test:            ## the whole test suite against real services
 	scripts/test.sh
