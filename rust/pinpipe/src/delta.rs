@@ -120,6 +120,7 @@ impl Lake {
     /// Writes on top of exactly the snapshot `base` was loaded at: if another writer committed
     /// since, nothing is written and `Written::Conflict` is returned, so the caller can re-read
     /// its positions and try again. This is what makes `txn` bookkeeping safe with several writers.
+    #[allow(clippy::too_many_arguments)]
     pub async fn write_exclusive(
         &self,
         base: DeltaTable,

@@ -12,6 +12,7 @@
 //! - on each (re)assignment reading moves to the start of the partition's last object, so a
 //!   commit that lags behind the landing zone, lies inside an object, or is missing (a new group)
 //!   still lines up with object boundaries, and nothing landed is read twice over.
+//!
 //! Offsets are committed to Kafka only after the object holding them is durable.
 
 use std::collections::{BTreeMap, HashMap};
@@ -87,10 +88,13 @@ pub struct SinkSummary {
     pub consume_secs: f64,
 }
 
+type RebalanceEvent = (bool, Vec<(String, i32)>);
+
 /// Rebalance events, handed from librdkafka's callback to the sink loop.
 #[derive(Default)]
 struct SinkContext {
-    events: Mutex<Vec<(bool, Vec<(String, i32)>)>>,
+    /// (assigned or revoked, partitions)
+    events: Mutex<Vec<RebalanceEvent>>,
 }
 
 impl ClientContext for SinkContext {}

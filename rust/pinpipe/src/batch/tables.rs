@@ -79,7 +79,9 @@ pub fn quality_schema() -> SchemaRef {
 
 /// Appends this run's counts to the quality table.
 pub async fn append_quality(lake: &Lake, run_id: &str, tables: &[TableSummary]) -> Result<()> {
-    let mut rows: Vec<(String, String, Option<String>, Option<String>, i64)> = Vec::new();
+    // (table, metric, column, cause, count)
+    type Row = (String, String, Option<String>, Option<String>, i64);
+    let mut rows: Vec<Row> = Vec::new();
     for t in tables {
         for (metric, n) in [
             ("objects_read", t.objects_read),
