@@ -20,6 +20,7 @@ services-down:
 lint:
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
+	ruff check tests scripts
 
 bench:
 	scripts/bench.sh

@@ -185,7 +185,7 @@ class Result:
             f"\n--- stderr ---\n{tail(self.stderr)}"
         )
 
-    def check(self) -> "Result":
+    def check(self) -> Result:
         assert self.returncode == 0, self.report()
         return self
 

@@ -11,7 +11,6 @@ import time
 
 from conftest import (
     AWS_ENDPOINT,
-    BOOTSTRAP,
     PINPIPE_BIN,
     Landing,
     base_env,

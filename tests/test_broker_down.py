@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import (
     BOOTSTRAP,
     SERVICES_SH,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 
 import pytest
-
 from conftest import (
     TABLES,
     Landing,

@@ -20,7 +20,6 @@ import urllib.parse
 
 import pytest
 import requests
-
 from conftest import (
     TABLES,
     Procs,

@@ -13,7 +13,6 @@ import secrets
 
 import pytest
 import requests
-
 from conftest import (
     Result,
     base_env,

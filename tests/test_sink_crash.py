@@ -14,7 +14,6 @@ import random
 import time
 
 import pytest
-
 from conftest import (
     BOOTSTRAP,
     TABLES,
