@@ -199,6 +199,32 @@ pub fn txn(app_id: impl Into<String>, version: i64) -> Transaction {
 /// Shared handle type for tables registered in sessions.
 pub type TableRef = Arc<DeltaTable>;
 
+/// Commit properties of every pipeline write: its `txn` actions, the operation in the commit
+/// metadata, and for exclusive writes no rebasing over other writers' commits.
+fn commit_properties(txns: Vec<Transaction>, operation: &str, exclusive: bool) -> CommitProperties {
+    let commit = CommitProperties::default()
+        .with_application_transactions(txns)
+        .with_metadata([("pinpipe.operation".to_string(), serde_json::Value::from(operation))]);
+    if exclusive {
+        commit.with_max_retries(0)
+    } else {
+        commit
+    }
+}
+
+/// Whether a failed exclusive commit lost to another writer (rather than failing outright).
+fn lost_race(e: &DeltaTableError, rel: &str) -> bool {
+    let lost = matches!(
+        e,
+        DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) }
+            | DeltaTableError::VersionAlreadyExists(_)
+    );
+    if lost {
+        tracing::info!(table = rel, "another writer committed first; retrying");
+    }
+    lost
+}
+
 /// Outcome of an exclusive write.
 pub enum Written {
     Committed(DeltaTable),
@@ -219,20 +245,10 @@ async fn write_on(
 ) -> Result<Written> {
     let batches =
         if batches.iter().all(|b| b.num_rows() == 0) { vec![RecordBatch::new_empty(schema.clone())] } else { batches };
-    let mut commit = CommitProperties::default().with_application_transactions(txns);
-    commit = commit.with_metadata([("pinpipe.operation".to_string(), serde_json::Value::from(operation))]);
-    if exclusive {
-        commit = commit.with_max_retries(0);
-    }
+    let commit = commit_properties(txns, operation, exclusive);
     match table.write(batches).with_save_mode(mode).with_commit_properties(commit).await {
         Ok(t) => Ok(Written::Committed(t)),
-        Err(DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) })
-        | Err(DeltaTableError::VersionAlreadyExists(_))
-            if exclusive =>
-        {
-            tracing::info!(table = rel, "another writer committed first; retrying");
-            Ok(Written::Conflict)
-        }
+        Err(e) if exclusive && lost_race(&e, rel) => Ok(Written::Conflict),
         Err(e) => Err(delta_error(format!("write table {rel}"))(e)),
     }
 }
@@ -298,10 +314,7 @@ impl Staged {
                 .map_err(delta_error(format!("list files of {rel}")))?;
             actions.extend(current.iter().map(|f| Action::Remove(f.remove_action(true))));
         }
-        let properties = CommitProperties::default()
-            .with_application_transactions(txns)
-            .with_max_retries(0)
-            .with_metadata([("pinpipe.operation".to_string(), serde_json::Value::from(operation))]);
+        let properties = commit_properties(txns, operation, true);
         let operation = DeltaOperation::Write { mode, partition_by: None, predicate: None };
         let result = CommitBuilder::from(properties)
             .with_actions(actions)
@@ -309,11 +322,7 @@ impl Staged {
             .await;
         match result {
             Ok(_) => Ok(Written::Committed(self.base)),
-            Err(DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) })
-            | Err(DeltaTableError::VersionAlreadyExists(_)) => {
-                tracing::info!(table = %rel, "another writer committed first; retrying");
-                Ok(Written::Conflict)
-            }
+            Err(e) if lost_race(&e, &rel) => Ok(Written::Conflict),
             Err(e) => Err(delta_error(format!("commit table {rel}"))(e)),
         }
     }
