@@ -2,7 +2,7 @@
 export PINPIPE_CACHE ?= $(HOME)/.cache/pinpipe
 export CARGO_TARGET_DIR ?= $(PINPIPE_CACHE)/target
 
-.PHONY: demo test services-up services-down lint bench
+.PHONY: demo test services-up services-down lint bench wheel wheel-dev
 
 demo:            ## run the pipeline end to end on embedded defaults
 	scripts/setup.sh
@@ -20,7 +20,14 @@ services-down:
 lint:
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
-	ruff check tests scripts
+	cargo clippy -p pinpipe-py -- -D warnings
+	ruff check tests scripts python dags
+
+wheel:           ## the release wheel (manylinux, for MWAA and pip users) into target/wheels
+	scripts/wheel.sh
+
+wheel-dev:       ## a debug wheel for this machine, as the tests use it
+	scripts/wheel.sh --dev
 
 bench:
 	scripts/bench.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, starts the services (Tansu, moto, MariaDB),
-# runs the Rust tests with nextest and the end-to-end tests with pytest against the real services.
+# builds the wheel into a test venv and an Airflow venv, runs the Rust tests with nextest and the
+# end-to-end tests (CLI, Python API, Airflow) with pytest against the real services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +24,16 @@ if [ ! -f "$req_stamp" ] || ! sha256sum --quiet -c "$req_stamp" >/dev/null 2>&1;
 fi
 
 cargo build --bins
+# The wheel (debug profile, on the shared target directory: only the extension crate is extra) into
+# the test venv and into an Airflow venv, both cached outside the work tree.
+scripts/wheel.sh --dev --out "$PINPIPE_CACHE/wheels"
+wheel="$(ls -t "$PINPIPE_CACHE"/wheels/pinpipe-*.whl | head -1)"
+"$venv/bin/pip" install -q --force-reinstall --no-deps "$wheel"
+scripts/airflow_venv.sh "$wheel"
+
 status=0
 cargo nextest run --no-fail-fast || status=$?
 export PINPIPE_BIN="$CARGO_TARGET_DIR/debug/pinpipe"
+export PINPIPE_AIRFLOW_VENV="$PINPIPE_CACHE/airflow-venv"
 "$venv/bin/python" -m pytest tests -ra "$@" || status=$?
 exit "$status"

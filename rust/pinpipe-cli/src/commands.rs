@@ -1,35 +1,28 @@
-//! One function per subcommand: build the core config, run it, print the summary.
-
-use std::sync::Arc;
+//! One function per subcommand: gather the flags given, call the core's job function, print the
+//! summary.
 
 use anyhow::Result;
-use pinpipe::demo::{run_demo, DemoConfig};
-use pinpipe::emulate::{emulate_batch, EmulateConfig};
+use pinpipe::batch::BatchSummary;
+use pinpipe::config::Layers;
 use pinpipe::gateway::GatewayConfig;
-use pinpipe::sink::{run_sink, SinkConfig};
-use pinpipe::source::SourceConfig;
+use pinpipe::query::QueryTarget;
 
 use crate::{
-    print, secs, shutdown_signal, BatchArgs, DemoArgs, EmulateArgs, GatewayArgs, LandingArgs, QueryArgs, Settings,
+    print, secs, shutdown_signal, stage, BatchArgs, DemoArgs, EmulateArgs, GatewayArgs, LandingArgs, QueryArgs,
     SinkArgs, TopicsCommand,
 };
-use pinpipe::batch::{run_batch, BatchConfig, BatchSummary};
 
-pub async fn demo(settings: &Settings, args: DemoArgs, json: bool) -> Result<()> {
-    let f = &settings.file;
-    let defaults = DemoConfig::default();
-    let config = DemoConfig {
-        user_id: settings.user_id(&args.common)?,
-        dir: args.dir,
-        events: args.events.or(f.events).unwrap_or(defaults.events),
-        seed: args.seed.or(f.seed).unwrap_or(defaults.seed),
-        concurrency: args.concurrency.or(f.concurrency).unwrap_or(defaults.concurrency),
-        flush_size: args.flush_size.or(f.flush_size).unwrap_or(defaults.flush_size),
-        progress: !json,
-        batch_concurrency: args.batch_concurrency,
-        ..defaults
-    };
-    let summary = run_demo(config).await?;
+pub async fn demo(mut layers: Layers, args: DemoArgs, json: bool) -> Result<()> {
+    args.common.apply(&mut layers);
+    layers
+        .set("dir", args.dir)
+        .set("events", args.events)
+        .set("seed", args.seed)
+        .set("concurrency", args.concurrency)
+        .set("flush_size", args.flush_size)
+        .set("batch_concurrency", args.batch_concurrency)
+        .flag("progress", !json);
+    let summary = pinpipe::jobs::demo(&layers).await?;
     print(json, &summary, |s| {
         format!(
             "pinpipe demo: synthetic source -> emulator -> gateway -> in-process Kafka -> sink\n\
@@ -55,29 +48,18 @@ pub async fn demo(settings: &Settings, args: DemoArgs, json: bool) -> Result<()>
     Ok(())
 }
 
-pub async fn gateway(settings: &Settings, args: GatewayArgs, json: bool) -> Result<()> {
-    let f = &settings.file;
-    let defaults = GatewayConfig::default();
-    let listen = match args.listen {
-        Some(l) => l,
-        None => match &f.listen {
-            Some(l) => l.parse().map_err(|e| anyhow::anyhow!("listen {l:?} in the config file: {e}"))?,
-            None => defaults.listen,
-        },
-    };
-    let config = GatewayConfig {
-        listen,
-        user_id: settings.user_id(&args.common)?,
-        allowed_topics: args.allow_topics,
-        api_key: args.api_key.or(f.api_key.clone()),
-        max_body_bytes: args.max_body_bytes.unwrap_or(defaults.max_body_bytes),
-        produce_timeout: match args.produce_timeout {
-            Some(s) => secs(s, "--produce-timeout")?,
-            None => defaults.produce_timeout,
-        },
-        ..defaults
-    };
-    let kafka = settings.kafka(&args.common)?;
+pub async fn gateway(mut layers: Layers, args: GatewayArgs, json: bool) -> Result<()> {
+    args.common.apply(&mut layers);
+    layers
+        .set("listen", args.listen)
+        .set("api_key", args.api_key)
+        .set("max_body_bytes", args.max_body_bytes)
+        .set("produce_timeout", secs(args.produce_timeout, "--produce-timeout")?);
+    if !args.allow_topics.is_empty() {
+        layers.set("allowed_topics", Some(args.allow_topics));
+    }
+    let config: GatewayConfig = layers.resolve()?;
+    let kafka = config.kafka()?;
     let gateway = config.build(&kafka).await?;
     eprintln!("gateway listening on http://{}", gateway.local_addr());
     let summary = gateway.serve(shutdown_signal()).await?;
@@ -85,30 +67,20 @@ pub async fn gateway(settings: &Settings, args: GatewayArgs, json: bool) -> Resu
     Ok(())
 }
 
-pub async fn emulate(settings: &Settings, args: EmulateArgs, json: bool) -> Result<()> {
-    let f = &settings.file;
-    let defaults = EmulateConfig::default();
-    let events = args.events.or(f.events).or(defaults.events);
-    let source_name = args.source.or(f.source.clone()).unwrap_or_else(|| "synthetic".into());
-    let source = SourceConfig::from_name(&source_name, args.db_creds.or(f.db_creds.clone()))?;
-    let config = EmulateConfig {
-        gateway: args.gateway.or(f.gateway.clone()).unwrap_or(defaults.gateway.clone()),
-        user_id: settings.user_id(&args.common)?,
-        events: events.filter(|n| *n > 0),
-        seed: args.seed.or(f.seed).unwrap_or(defaults.seed),
-        no_sleep: args.no_sleep || f.no_sleep.unwrap_or(false),
-        concurrency: args.concurrency.or(f.concurrency).unwrap_or(defaults.concurrency),
-        api_key: args.api_key.or(f.api_key.clone()),
-        retry_for: match args.retry_for {
-            Some(s) => secs(s, "--retry-for")?,
-            None => defaults.retry_for,
-        },
-        progress: !args.quiet && !json,
-        ..defaults
-    };
-    let source = Arc::new(source.build().await?);
-    tracing::info!(source = %source.describe(), gateway = %config.gateway, "emulating");
-    let summary = emulate_batch(config, source, shutdown_signal()).await?;
+pub async fn emulate(mut layers: Layers, args: EmulateArgs, json: bool) -> Result<()> {
+    args.common.apply(&mut layers);
+    layers
+        .set("gateway", args.gateway)
+        .set("events", args.events)
+        .set("seed", args.seed)
+        .flag("no_sleep", args.no_sleep)
+        .set("concurrency", args.concurrency)
+        .set("source", args.source)
+        .set("db_creds", args.db_creds)
+        .set("api_key", args.api_key)
+        .set("retry_for", secs(args.retry_for, "--retry-for")?)
+        .flag("progress", !args.quiet && !json);
+    let summary = pinpipe::jobs::emulate(&layers, shutdown_signal()).await?;
     print(json, &summary, |s| {
         let mut text = format!(
             "sent {} events ({} records) in {:.1} s, {:.0} events/s; {} failed, {} retried requests",
@@ -125,19 +97,19 @@ pub async fn emulate(settings: &Settings, args: EmulateArgs, json: bool) -> Resu
     Ok(())
 }
 
-pub async fn topics(settings: &Settings, cmd: TopicsCommand, json: bool) -> Result<()> {
+pub async fn topics(mut layers: Layers, cmd: TopicsCommand, json: bool) -> Result<()> {
     match cmd {
         TopicsCommand::Create { common, partitions, replication_factor } => {
-            let uid = settings.user_id(&common)?;
-            let kafka = settings.kafka(&common)?;
-            let results = pinpipe::kafka::create_topics(&kafka, &uid.topics(), partitions, replication_factor).await?;
+            common.apply(&mut layers);
+            layers.set("partitions", partitions).set("replication_factor", replication_factor);
+            let results = pinpipe::jobs::topics_create(&layers).await?;
             print(json, &results, |r| {
                 r.iter().map(|t| format!("{:<24} {}", t.topic, t.message)).collect::<Vec<_>>().join("\n")
             });
         }
         TopicsCommand::List { common } => {
-            let kafka = settings.kafka(&common)?;
-            let topics = tokio::task::spawn_blocking(move || pinpipe::kafka::fetch_topics(&kafka, None)).await??;
+            common.apply(&mut layers);
+            let topics = pinpipe::jobs::topics_list(&layers).await?;
             print(json, &topics, |ts| {
                 ts.iter()
                     .map(|t| format!("{:<24} {} partitions", t.name, t.partitions.len()))
@@ -149,30 +121,26 @@ pub async fn topics(settings: &Settings, cmd: TopicsCommand, json: bool) -> Resu
     Ok(())
 }
 
-pub async fn sink(settings: &Settings, args: SinkArgs, json: bool) -> Result<()> {
-    let f = &settings.file;
-    let defaults = SinkConfig::default();
-    let config = SinkConfig {
-        user_id: settings.user_id(&args.common)?,
-        landing: args.landing.or(f.landing.clone()).unwrap_or(defaults.landing.clone()),
-        group_id: args.group_id,
-        flush_size: args.flush_size.or(f.flush_size).unwrap_or(defaults.flush_size),
-        flush_bytes: args.flush_bytes.unwrap_or(defaults.flush_bytes),
-        flush_interval: match args.flush_interval {
-            Some(s) => secs(s, "--flush-interval")?,
-            None => defaults.flush_interval,
-        },
-        until_caught_up: args.until_caught_up,
-    };
-    let kafka = settings.kafka(&args.common)?;
-    let summary = run_sink(config, &kafka, shutdown_signal()).await?;
-    print(json, &summary, |s| {
-        format!(
-            "landed {} records in {} objects ({} records already landed in {} existing objects) in {:.1} s",
-            s.records_landed, s.objects_created, s.records_already_landed, s.objects_found, s.elapsed_secs
-        )
-    });
+pub async fn sink(mut layers: Layers, args: SinkArgs, json: bool) -> Result<()> {
+    args.common.apply(&mut layers);
+    layers
+        .set("landing", args.landing)
+        .set("group_id", args.group_id)
+        .set("flush_size", args.flush_size)
+        .set("flush_bytes", args.flush_bytes)
+        .set("flush_interval", secs(args.flush_interval, "--flush-interval")?)
+        .flag("until_caught_up", args.until_caught_up);
+    let summary = pinpipe::jobs::sink(&layers, shutdown_signal()).await?;
+    print(json, &summary, sink_text);
     Ok(())
+}
+
+/// Text form of a sink summary.
+pub fn sink_text(s: &pinpipe::sink::SinkSummary) -> String {
+    format!(
+        "landed {} records in {} objects ({} records already landed in {} existing objects) in {:.1} s",
+        s.records_landed, s.objects_created, s.records_already_landed, s.objects_found, s.elapsed_secs
+    )
 }
 
 /// Text form of a batch summary: per-table counts, then every analytics table.
@@ -234,23 +202,21 @@ fn rows_table(rows: &[serde_json::Map<String, serde_json::Value>]) -> String {
     out
 }
 
-pub async fn batch(settings: &Settings, args: BatchArgs, json: bool) -> Result<()> {
-    let f = &settings.file;
-    let defaults = BatchConfig::default();
-    let config = BatchConfig {
-        user_id: settings.user_id(&args.common)?,
-        landing: args.landing.or(f.landing.clone()).unwrap_or(defaults.landing.clone()),
-        lake: args.lake.or(f.lake.clone()).unwrap_or(defaults.lake.clone()),
-        full_refresh: args.full_refresh,
-        concurrency: args.concurrency.or(f.concurrency).unwrap_or(defaults.concurrency),
-        progress: !args.quiet && !json,
-    };
-    let summary = run_batch(config).await?;
+pub async fn batch(mut layers: Layers, args: BatchArgs, json: bool) -> Result<()> {
+    args.common.apply(&mut layers);
+    layers
+        .set("landing", args.landing)
+        .set("lake", args.lake)
+        .flag("full_refresh", args.full_refresh)
+        .set("only", stage(args.only)?)
+        .set("concurrency", args.concurrency)
+        .flag("progress", !args.quiet && !json);
+    let summary = pinpipe::jobs::batch(&layers).await?;
     print(json, &summary, batch_text);
     Ok(())
 }
 
-pub async fn query(settings: &Settings, args: QueryArgs, json: bool) -> Result<()> {
+pub async fn query(mut layers: Layers, args: QueryArgs, json: bool) -> Result<()> {
     if args.list {
         let tables = pinpipe::query::lake_tables();
         print(json, &tables, |ts| {
@@ -258,12 +224,13 @@ pub async fn query(settings: &Settings, args: QueryArgs, json: bool) -> Result<(
         });
         return Ok(());
     }
-    let lake = args.lake.or(settings.file.lake.clone()).unwrap_or_else(|| BatchConfig::default().lake);
-    let batches = match (&args.name, &args.sql) {
-        (_, Some(sql)) => pinpipe::query::run_sql(&lake, sql).await?,
-        (Some(name), None) => pinpipe::query::read_table(&lake, name).await?,
+    layers.set("lake", args.lake);
+    let target = match (args.name, args.sql) {
+        (_, Some(sql)) => QueryTarget::Sql(sql),
+        (Some(name), None) => QueryTarget::Table(name),
         (None, None) => anyhow::bail!("give a table name or --sql"),
     };
+    let (_, batches) = pinpipe::jobs::query(&layers, &target).await?;
     if json {
         let rows = pinpipe::batch::rows_as_json(&batches)?;
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -273,18 +240,15 @@ pub async fn query(settings: &Settings, args: QueryArgs, json: bool) -> Result<(
     Ok(())
 }
 
-pub async fn emulate_landing(settings: &Settings, args: LandingArgs, json: bool) -> Result<()> {
-    let f = &settings.file;
-    let config = pinpipe::emulate::LandingWriteConfig {
-        user_id: settings.user_id(&args.common)?,
-        landing: args.landing.or(f.landing.clone()).unwrap_or_else(|| "landing".into()),
-        events: args.events.or(f.events).unwrap_or(1000),
-        seed: args.seed.or(f.seed).unwrap_or(100),
-        max_row: 11_000.min(args.rows.saturating_sub(1)),
-        flush_size: args.flush_size.or(f.flush_size).unwrap_or(1000),
-    };
-    let source = SourceConfig::Synthetic { rows: args.rows, seed: 0 }.build().await?;
-    let summary = pinpipe::emulate::write_landing(&config, &source).await?;
+pub async fn emulate_landing(mut layers: Layers, args: LandingArgs, json: bool) -> Result<()> {
+    args.common.apply(&mut layers);
+    layers
+        .set("landing", args.landing)
+        .set("events", args.events)
+        .set("seed", args.seed)
+        .set("flush_size", args.flush_size)
+        .set("rows", args.rows);
+    let (config, summary) = pinpipe::jobs::emulate_landing(&layers).await?;
     print(json, &summary, |s| {
         format!(
             "wrote {} records per topic in {} objects ({} already present), {} bytes, under {}",

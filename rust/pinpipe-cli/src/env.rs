@@ -1,7 +1,8 @@
-//! Environment variables the CLI reads. Each one mirrors a long flag.
+//! Environment variables shown in `--help`. Each is `PINPIPE_<KEY>` of a configuration key
+//! (`pinpipe::config::env_name`), which the core's configuration layer reads for every front; clap
+//! reads them here too only so that `--help` names them.
 
-pub const CONFIG: &str = "PINPIPE_CONFIG";
-pub const LOG: &str = "PINPIPE_LOG";
+pub use pinpipe::config::env::{CONFIG, LOG};
 pub const USER_ID: &str = "PINPIPE_USER_ID";
 pub const BOOTSTRAP_SERVERS: &str = "PINPIPE_BOOTSTRAP_SERVERS";
 pub const GATEWAY: &str = "PINPIPE_GATEWAY";
@@ -16,3 +17,29 @@ pub const NO_SLEEP: &str = "PINPIPE_NO_SLEEP";
 pub const FLUSH_SIZE: &str = "PINPIPE_FLUSH_SIZE";
 pub const SOURCE: &str = "PINPIPE_SOURCE";
 pub const DB_CREDS: &str = "PINPIPE_DB_CREDS";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_the_cores() {
+        for (name, key) in [
+            (super::USER_ID, "user_id"),
+            (super::BOOTSTRAP_SERVERS, "bootstrap_servers"),
+            (super::GATEWAY, "gateway"),
+            (super::LISTEN, "listen"),
+            (super::API_KEY, "api_key"),
+            (super::LANDING, "landing"),
+            (super::LAKE, "lake"),
+            (super::EVENTS, "events"),
+            (super::SEED, "seed"),
+            (super::CONCURRENCY, "concurrency"),
+            (super::NO_SLEEP, "no_sleep"),
+            (super::FLUSH_SIZE, "flush_size"),
+            (super::SOURCE, "source"),
+            (super::DB_CREDS, "db_creds"),
+        ] {
+            assert_eq!(name, pinpipe::config::env_name(key));
+            assert!(pinpipe::config::file_keys().contains(key), "{key}");
+        }
+    }
+}

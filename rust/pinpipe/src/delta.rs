@@ -20,15 +20,23 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
 use url::Url;
 
+use crate::config::AwsConfig;
 use crate::error::{Error, Result};
 
 static REGISTER: Once = Once::new();
 
 /// Where the lake lives.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Lake {
     root: Url,
+    /// Storage options (may hold credentials: never printed).
     options: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("root", &self.root.as_str()).finish_non_exhaustive()
+    }
 }
 
 fn delta_error(context: impl Into<String>) -> impl FnOnce(DeltaTableError) -> Error {
@@ -40,15 +48,15 @@ impl Lake {
     /// Opens a lake root: `s3://bucket/prefix` (AWS settings from the environment, including
     /// `AWS_ENDPOINT_URL`) or a local directory (created if missing).
     pub fn new(root: &str) -> Result<Self> {
+        Self::new_with(root, &AwsConfig::default())
+    }
+
+    /// Opens a lake root with explicit AWS settings; unset ones come from the environment.
+    pub fn new_with(root: &str, aws: &AwsConfig) -> Result<Self> {
         REGISTER.call_once(|| deltalake::aws::register_handlers(None));
         let mut options = HashMap::new();
         let root = if root.starts_with("s3://") || root.starts_with("s3a://") {
-            if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_S3").or_else(|_| std::env::var("AWS_ENDPOINT_URL")) {
-                if endpoint.starts_with("http://") {
-                    options.insert("AWS_ALLOW_HTTP".to_string(), "true".to_string());
-                }
-                options.insert("AWS_ENDPOINT_URL".to_string(), endpoint);
-            }
+            options.extend(aws.storage_options());
             Url::parse(&format!("{}/", root.trim_end_matches('/')))
                 .map_err(|e| Error::Config(format!("lake {root:?}: {e}")))?
         } else {

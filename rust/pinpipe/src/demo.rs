@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::batch::{run_batch, BatchConfig, BatchSummary};
 use crate::emulate::{emulate_batch, EmulateConfig, EmulateSummary};
@@ -16,19 +16,27 @@ use crate::sink::{run_sink, SinkConfig, SinkSummary, StopSignal};
 use crate::source::SourceConfig;
 
 /// Configuration of a demo run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
+    /// Whose resource names to use.
     pub user_id: UserId,
-    /// Working directory; the landing zone goes in `<dir>/landing`.
+    /// Working directory; the landing zone goes in `<dir>/landing`, the lake in `<dir>/lake`.
+    /// Default `pinpipe-demo`.
     pub dir: PathBuf,
-    /// Events to send (flat out, no sleeps).
+    /// Events to send (flat out, no sleeps). Default 1000.
     pub events: u64,
+    /// Seed of the emulator's draws. Default 100.
     pub seed: u64,
+    /// Concurrent senders. Default 16.
     pub concurrency: usize,
+    /// Records per landing object. Default 500.
     pub flush_size: usize,
+    /// Partitions of each in-process topic. Default 1.
     pub partitions: i32,
+    /// Show progress bars on stderr.
     pub progress: bool,
-    /// Objects decoded at once by the batch step.
+    /// Objects decoded at once by the batch step. Default: the number of CPUs.
     pub batch_concurrency: Option<usize>,
 }
 
@@ -113,6 +121,7 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoSummary> {
         full_refresh: false,
         concurrency: config.batch_concurrency.unwrap_or(defaults.concurrency),
         progress: config.progress,
+        ..defaults
     })
     .await?;
     Ok(DemoSummary { landing: landing.to_string_lossy().into_owned(), emulate, sink, batch })

@@ -11,7 +11,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::RDKafkaErrorCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::names::UserId;
 
 use crate::error::{Error, Result};
 
@@ -27,6 +29,20 @@ pub struct KafkaConnection {
 }
 
 impl KafkaConnection {
+    /// The connection of a job's `bootstrap_servers` and `kafka_properties` settings.
+    pub fn from_settings(servers: Option<&str>, properties: &BTreeMap<String, String>) -> Result<Self> {
+        match servers {
+            Some(s) if !s.trim().is_empty() => {
+                Ok(KafkaConnection { bootstrap_servers: s.to_string(), properties: properties.clone() })
+            }
+            _ => Err(Error::Config(
+                "no Kafka configured: set --bootstrap-servers, PINPIPE_BOOTSTRAP_SERVERS or bootstrap_servers in the \
+                 config file"
+                    .into(),
+            )),
+        }
+    }
+
     pub fn new(bootstrap_servers: impl Into<String>) -> Self {
         KafkaConnection { bootstrap_servers: bootstrap_servers.into(), properties: BTreeMap::new() }
     }
@@ -63,6 +79,40 @@ impl EmbeddedKafka {
     /// Creates a topic; the mock cluster does not implement the admin API's CreateTopics.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
         self.cluster.create_topic(topic, partitions, 1).map_err(Error::kafka(format!("create topic {topic}")))
+    }
+}
+
+/// Settings of the topic admin commands (`topics create|list`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Whose topics to create.
+    pub user_id: UserId,
+    /// Kafka bootstrap servers (`host:port,...`).
+    pub bootstrap_servers: Option<String>,
+    /// Extra librdkafka properties (TLS, SASL, ...).
+    pub kafka_properties: BTreeMap<String, String>,
+    /// Partitions of a new topic. Default 1.
+    pub partitions: i32,
+    /// Replication factor of a new topic. Default 1.
+    pub replication_factor: i32,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            user_id: UserId::default(),
+            bootstrap_servers: None,
+            kafka_properties: BTreeMap::new(),
+            partitions: 1,
+            replication_factor: 1,
+        }
+    }
+}
+
+impl AdminConfig {
+    pub fn kafka(&self) -> Result<KafkaConnection> {
+        KafkaConnection::from_settings(self.bootstrap_servers.as_deref(), &self.kafka_properties)
     }
 }
 

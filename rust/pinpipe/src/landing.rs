@@ -11,6 +11,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+use crate::config::AwsConfig;
 use crate::error::{Error, Result};
 
 /// An opened object store with a key prefix: used for the landing zone and (later) the lake.
@@ -38,18 +39,31 @@ impl Store {
     /// Opens `s3://bucket/prefix` (credentials and endpoint from the standard AWS environment,
     /// `AWS_ENDPOINT_URL` included) or a local directory, created if missing.
     pub fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, &AwsConfig::default())
+    }
+
+    /// Opens a store with explicit AWS settings; unset ones come from the standard environment.
+    pub fn open_with(url: &str, aws: &AwsConfig) -> Result<Self> {
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(Error::Config(format!("no bucket in {url:?}")));
             }
             let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-            let endpoint = std::env::var("AWS_ENDPOINT_URL_S3").or_else(|_| std::env::var("AWS_ENDPOINT_URL"));
-            if let Ok(endpoint) = endpoint {
+            if let Some(endpoint) = aws.endpoint() {
                 builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
             }
-            if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_ok() {
-                builder = builder.with_region(std::env::var("AWS_DEFAULT_REGION").unwrap_or_default());
+            if let Some(region) = aws.region() {
+                builder = builder.with_region(region);
+            }
+            if let Some(key) = &aws.access_key_id {
+                builder = builder.with_access_key_id(key);
+            }
+            if let Some(secret) = &aws.secret_access_key {
+                builder = builder.with_secret_access_key(secret.expose());
+            }
+            if let Some(token) = &aws.session_token {
+                builder = builder.with_token(token.expose());
             }
             let store = builder.build().map_err(Error::store(format!("open {url}")))?;
             Ok(Store { store: Arc::new(store), prefix: ObjectPath::from(prefix), url: url.to_string() })

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod emulate;
 pub mod error;
 pub mod gateway;
+pub mod jobs;
 pub mod kafka;
 pub mod landing;
 pub mod model;
@@ -19,4 +20,6 @@ pub mod query;
 pub mod sink;
 pub mod source;
 
+/// The Delta Lake, Arrow and DataFusion crates the core is built on, for the fronts.
+pub use deltalake;
 pub use error::{Error, Result};

@@ -7,8 +7,22 @@ use crate::model::Table;
 pub const DEFAULT_USER_ID: &str = "0eaf46a0829f";
 
 /// A validated user id: 12 lowercase hexadecimal digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct UserId(String);
+
+impl TryFrom<String> for UserId {
+    type Error = Error;
+    fn try_from(id: String) -> Result<Self> {
+        UserId::new(&id)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(id: UserId) -> String {
+        id.0
+    }
+}
 
 impl Default for UserId {
     fn default() -> Self {

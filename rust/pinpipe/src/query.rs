@@ -1,7 +1,10 @@
 //! `query`: every lake table registered by name in one SQL session.
 
 use deltalake::arrow::array::RecordBatch;
-use serde::Serialize;
+use deltalake::arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
+
+use crate::config::AwsConfig;
 
 use crate::analytics;
 use crate::batch::{clean_path, raw_path, DEAD_LETTERS_PATH, QUALITY_PATH};
@@ -9,6 +12,22 @@ use crate::clean;
 use crate::delta::Lake;
 use crate::error::{Error, Result};
 use crate::model::Table;
+
+/// Settings of `query`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Lake root: a local directory or `s3://bucket/prefix`. Default `lake`.
+    pub lake: String,
+    /// AWS access for an S3 lake.
+    pub aws: AwsConfig,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig { lake: "lake".into(), aws: AwsConfig::default() }
+    }
+}
 
 /// A table name users can query and where it lives under the lake root.
 #[derive(Debug, Clone, Serialize)]
@@ -36,22 +55,93 @@ pub fn lake_tables() -> Vec<LakeTable> {
 
 /// Runs SQL with every existing lake table registered by name.
 pub async fn run_sql(lake_root: &str, sql: &str) -> Result<Vec<RecordBatch>> {
-    let lake = Lake::new(lake_root)?;
+    sql_on(&Lake::new(lake_root)?, sql).await
+}
+
+/// All rows of one named table (sorted by its group columns for analytics tables).
+pub async fn read_table(lake_root: &str, name: &str) -> Result<Vec<RecordBatch>> {
+    table_on(&Lake::new(lake_root)?, name).await
+}
+
+/// `query` with its settings: a named table or SQL. The schema comes along, so an empty result
+/// still has its columns.
+pub async fn query(config: &QueryConfig, target: &QueryTarget) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let lake = Lake::new_with(&config.lake, &config.aws)?;
+    let sql = match target {
+        QueryTarget::Table(name) => table_sql(&lake, name).await?,
+        QueryTarget::Sql(sql) => sql.clone(),
+    };
+    let df = plan(&lake, &sql).await?;
+    let schema: SchemaRef = df.schema().inner().clone();
+    let batches = df.collect().await.map_err(Error::datafusion("run query"))?;
+    plain_types(schema, batches)
+}
+
+/// The tables' declared types: the Delta scan reads text as Arrow's view types (`Utf8View`),
+/// which a reader of the table (Spark, the `deltalake` package) sees as plain `string`.
+fn plain_types(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    use deltalake::arrow::compute::cast;
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+    let plain = |t: &DataType| match t {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        other => other.clone(),
+    };
+    if !schema.fields().iter().any(|f| plain(f.data_type()) != *f.data_type()) {
+        return Ok((schema, batches));
+    }
+    let fields: Vec<Field> =
+        schema.fields().iter().map(|f| f.as_ref().clone().with_data_type(plain(f.data_type()))).collect();
+    let target = std::sync::Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let convert = |e: deltalake::arrow::error::ArrowError| Error::datafusion("convert result")(e.into());
+    let batches = batches
+        .into_iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(target.fields())
+                .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(convert)?;
+            RecordBatch::try_new(target.clone(), columns).map_err(convert)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((target, batches))
+}
+
+/// What `query` reads.
+#[derive(Debug, Clone)]
+pub enum QueryTarget {
+    /// A table by name (`pin`, `top_category_by_country`, `_dead_letters`, ...).
+    Table(String),
+    /// SQL over every lake table.
+    Sql(String),
+}
+
+async fn sql_on(lake: &Lake, sql: &str) -> Result<Vec<RecordBatch>> {
+    plan(lake, sql).await?.collect().await.map_err(Error::datafusion("run query"))
+}
+
+async fn plan(lake: &Lake, sql: &str) -> Result<deltalake::datafusion::dataframe::DataFrame> {
     let ctx = clean::session();
     for t in lake_tables() {
         lake.register(&ctx, &t.name, &t.path).await?;
     }
-    let df = ctx.sql(sql).await.map_err(Error::datafusion("plan query"))?;
-    df.collect().await.map_err(Error::datafusion("run query"))
+    ctx.sql(sql).await.map_err(Error::datafusion("plan query"))
 }
 
-/// All rows of one named table (sorted by its first columns for analytics tables).
-pub async fn read_table(lake_root: &str, name: &str) -> Result<Vec<RecordBatch>> {
+async fn table_on(lake: &Lake, name: &str) -> Result<Vec<RecordBatch>> {
+    let sql = table_sql(lake, name).await?;
+    sql_on(lake, &sql).await
+}
+
+/// The SQL that reads one named table.
+async fn table_sql(lake: &Lake, name: &str) -> Result<String> {
     let Some(table) = lake_tables().into_iter().find(|t| t.name == name) else {
         let names: Vec<String> = lake_tables().into_iter().map(|t| t.name).collect();
         return Err(Error::Config(format!("no table named {name:?}; known tables: {}", names.join(", "))));
     };
-    let lake = Lake::new(lake_root)?;
     if lake.existing(&table.path).await?.is_none() {
         return Err(Error::Config(format!(
             "table {name} does not exist yet under {} (run `pinpipe batch` first)",
@@ -71,7 +161,7 @@ pub async fn read_table(lake_root: &str, name: &str) -> Result<Vec<RecordBatch>>
         }
         None => format!("SELECT * FROM \"{name}\""),
     };
-    run_sql(lake_root, &sql).await
+    Ok(sql)
 }
 
 /// Renders batches as a text table.

@@ -27,6 +27,7 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{ClientContext, Offset};
 use serde::{Deserialize, Serialize};
 
+use crate::config::AwsConfig;
 use crate::error::{Error, Result};
 use crate::kafka::{KafkaConnection, METADATA_TIMEOUT};
 use crate::landing::{self, PutOutcome, Store};
@@ -37,8 +38,13 @@ use crate::names::UserId;
 #[serde(deny_unknown_fields, default)]
 pub struct SinkConfig {
     /// Whose topics to read (`^<uid>\..*`).
-    #[serde(skip)]
     pub user_id: UserId,
+    /// Kafka bootstrap servers (`host:port,...`).
+    pub bootstrap_servers: Option<String>,
+    /// Extra librdkafka properties (TLS, SASL, ...), passed through as given.
+    pub kafka_properties: BTreeMap<String, String>,
+    /// AWS access for an S3 landing zone.
+    pub aws: AwsConfig,
     /// Landing zone: a local directory or `s3://bucket/prefix`. Default `landing`.
     pub landing: String,
     /// Consumer group. Default `pinpipe-sink-<uid>`.
@@ -54,10 +60,20 @@ pub struct SinkConfig {
     pub until_caught_up: bool,
 }
 
+impl SinkConfig {
+    /// The Kafka connection of these settings.
+    pub fn kafka(&self) -> Result<KafkaConnection> {
+        KafkaConnection::from_settings(self.bootstrap_servers.as_deref(), &self.kafka_properties)
+    }
+}
+
 impl Default for SinkConfig {
     fn default() -> Self {
         SinkConfig {
             user_id: UserId::default(),
+            bootstrap_servers: None,
+            kafka_properties: BTreeMap::new(),
+            aws: AwsConfig::default(),
             landing: "landing".into(),
             group_id: None,
             flush_size: 1000,
@@ -168,7 +184,7 @@ pub async fn run_sink(
     if config.flush_size == 0 {
         return Err(Error::Config("flush_size must be at least 1".into()));
     }
-    let store = Store::open(&config.landing)?;
+    let store = Store::open_with(&config.landing, &config.aws)?;
     let group = config.group_id.clone().unwrap_or_else(|| format!("pinpipe-sink-{}", config.user_id));
     let consumer: StreamConsumer<SinkContext> = kafka
         .client_config()

@@ -2,9 +2,10 @@
 //! benchmarks, fixtures and backfills. Offsets are what a one-partition topic would have given.
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Draws;
+use crate::config::AwsConfig;
 use crate::error::{Error, Result};
 use crate::landing::{object_key, PutOutcome, Store};
 use crate::model::Table;
@@ -12,18 +13,44 @@ use crate::names::UserId;
 use crate::source::Source;
 
 /// What to write.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LandingWriteConfig {
+    /// Whose topics' folders to write.
     pub user_id: UserId,
-    /// Landing zone: a local directory or `s3://bucket/prefix`.
+    /// Landing zone: a local directory or `s3://bucket/prefix`. Default `landing`.
     pub landing: String,
+    /// Events to write. Default 1000.
     pub events: u64,
-    /// Seed of the draws (as for the emulator).
+    /// Seed of the draws (as for the emulator). Default 100.
     pub seed: u64,
-    /// Largest row drawn.
-    pub max_row: u64,
-    /// Records per object.
+    /// Rows of the synthetic dataset; rows drawn are `0..=min(11000, rows - 1)`. Default 11,154.
+    pub rows: u64,
+    /// Records per object. Default 1000.
     pub flush_size: usize,
+    /// AWS access for an S3 landing zone.
+    pub aws: AwsConfig,
+}
+
+impl Default for LandingWriteConfig {
+    fn default() -> Self {
+        LandingWriteConfig {
+            user_id: UserId::default(),
+            landing: "landing".into(),
+            events: 1000,
+            seed: 100,
+            rows: 11_154,
+            flush_size: 1000,
+            aws: AwsConfig::default(),
+        }
+    }
+}
+
+impl LandingWriteConfig {
+    /// Largest row number drawn.
+    pub fn max_row(&self) -> u64 {
+        11_000.min(self.rows.saturating_sub(1))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,8 +66,8 @@ pub async fn write_landing(config: &LandingWriteConfig, source: &Source) -> Resu
     if config.flush_size == 0 {
         return Err(Error::Config("flush_size must be at least 1".into()));
     }
-    let store = Store::open(&config.landing)?;
-    let mut draws = Draws::new(config.seed, config.max_row);
+    let store = Store::open_with(&config.landing, &config.aws)?;
+    let mut draws = Draws::new(config.seed, config.max_row());
     let mut summary =
         LandingWriteSummary { records_per_topic: 0, objects_written: 0, objects_already_present: 0, bytes_written: 0 };
     let mut buffers: Vec<Vec<u8>> = vec![Vec::new(); Table::ALL.len()];

@@ -3,6 +3,7 @@
 //! through the gateway's REST-proxy API, one record per request.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,11 +12,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::config::Secret;
 use crate::error::{Error, Result};
 use crate::model::Table;
 use crate::names::UserId;
 use crate::pyrandom::PyRandom;
 use crate::source::Source;
+use crate::source::SourceConfig;
 
 mod landing;
 pub use landing::{write_landing, LandingWriteConfig, LandingWriteSummary};
@@ -26,7 +29,7 @@ pub use landing::{write_landing, LandingWriteConfig, LandingWriteSummary};
 pub struct EmulateConfig {
     /// Base URL of the gateway. Default `http://127.0.0.1:8082`.
     pub gateway: String,
-    #[serde(skip)]
+    /// Whose topics to post to.
     pub user_id: UserId,
     /// Events to send; `None` sends until stopped. Default 1000.
     pub events: Option<u64>,
@@ -39,8 +42,11 @@ pub struct EmulateConfig {
     /// Events in flight at once. Default 1 (the original's shape).
     pub concurrency: usize,
     /// Value of the `x-api-key` header, if the gateway wants one.
-    #[serde(skip_serializing)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
+    /// Where rows come from: `synthetic` (default) or `mysql`.
+    pub source: String,
+    /// `db_creds.yaml` of the MySQL source. Default `db_creds.yaml`.
+    pub db_creds: Option<PathBuf>,
     /// How long a request is retried (5xx, connection errors) before its event counts as failed.
     #[serde(with = "crate::config::duration_secs")]
     pub retry_for: Duration,
@@ -59,6 +65,8 @@ impl Default for EmulateConfig {
             no_sleep: false,
             concurrency: 1,
             api_key: None,
+            source: "synthetic".into(),
+            db_creds: None,
             retry_for: Duration::from_secs(300),
             progress: false,
         }
@@ -104,6 +112,13 @@ struct Counters {
     failed: AtomicU64,
     records: AtomicU64,
     retried: AtomicU64,
+}
+
+impl EmulateConfig {
+    /// The source these settings name.
+    pub fn source_config(&self) -> Result<SourceConfig> {
+        SourceConfig::from_name(&self.source, self.db_creds.clone())
+    }
 }
 
 /// Runs the batch emulator until `config.events` are sent (or failed) or `stop` completes.
@@ -247,7 +262,7 @@ async fn post_with_retry(
         let mut request =
             client.post(url).header("Content-Type", "application/vnd.kafka.json.v2+json").body(body.clone());
         if let Some(key) = &config.api_key {
-            request = request.header("x-api-key", key);
+            request = request.header("x-api-key", key.expose());
         }
         let problem = match request.send().await {
             Ok(response) if response.status().is_success() => return Ok(()),

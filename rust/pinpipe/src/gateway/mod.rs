@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ApiError;
 
+use crate::config::Secret;
 use crate::error::{Error, Result};
 use crate::kafka::KafkaConnection;
 use crate::names::UserId;
@@ -32,14 +33,16 @@ pub struct GatewayConfig {
     /// Address to listen on. Default `127.0.0.1:8082` (the REST proxy's port).
     pub listen: SocketAddr,
     /// The user id whose three topics form the default allowlist.
-    #[serde(skip)]
     pub user_id: UserId,
+    /// Kafka bootstrap servers (`host:port,...`).
+    pub bootstrap_servers: Option<String>,
+    /// Extra librdkafka properties (TLS, SASL, ...).
+    pub kafka_properties: std::collections::BTreeMap<String, String>,
     /// Topics the API may write to. Default (empty): the three `<uid>.pin|geo|user` topics.
     /// `["*"]` allows every existing topic.
     pub allowed_topics: Vec<String>,
     /// When set, every request must carry this value in the `x-api-key` header.
-    #[serde(skip_serializing)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Largest accepted request body in bytes. Default 8 MiB.
     pub max_body_bytes: usize,
     /// How long a record may wait for the broker's acknowledgement before the request fails
@@ -55,6 +58,8 @@ impl Default for GatewayConfig {
         GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
             user_id: UserId::default(),
+            bootstrap_servers: None,
+            kafka_properties: Default::default(),
             allowed_topics: Vec::new(),
             api_key: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -65,12 +70,17 @@ impl Default for GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// The Kafka connection of these settings.
+    pub fn kafka(&self) -> Result<KafkaConnection> {
+        KafkaConnection::from_settings(self.bootstrap_servers.as_deref(), &self.kafka_properties)
+    }
+
     /// Validates the config, connects the producer and binds the listener.
     pub async fn build(self, kafka: &KafkaConnection) -> Result<Gateway> {
         if self.max_body_bytes == 0 {
             return Err(Error::Config("max_body_bytes must be positive".into()));
         }
-        if matches!(&self.api_key, Some(k) if k.is_empty()) {
+        if matches!(&self.api_key, Some(k) if k.expose().is_empty()) {
             return Err(Error::Config("api_key must not be empty when set".into()));
         }
         let allowed = if self.allowed_topics.is_empty() {
@@ -98,7 +108,7 @@ impl GatewayConfig {
             producer: RwLock::new((0, producer)),
             producer_config,
             allowed,
-            api_key: self.api_key.clone(),
+            api_key: self.api_key.as_ref().map(|k| k.expose().to_string()),
             max_body_bytes: self.max_body_bytes,
             topics: RwLock::new(HashMap::new()),
             metrics: metrics::Metrics::default(),

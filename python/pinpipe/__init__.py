@@ -1,0 +1,189 @@
+"""pinpipe: the Pinterest data pipeline with a Rust core.
+
+One function per job, the same jobs as the ``pinpipe`` command. Keyword arguments are named like
+the command's long flags (``flush_size=`` for ``--flush-size``) and win over ``PINPIPE_*``
+environment variables, which win over the YAML file given as ``config=``, which wins over the
+defaults; an unknown keyword raises :class:`ConfigError`. Each job returns the summary that
+``pinpipe <job> --json`` prints, as a dict; :func:`query` returns a :class:`pyarrow.Table`.
+
+The work runs in the Rust core with the GIL released. Ctrl-C stops a running job: the sink and the
+emulator finish the work in hand (as the command does on Ctrl-C), other jobs stop at once, which is
+safe because every commit they make is atomic; then :class:`KeyboardInterrupt` is raised.
+
+Connections are settings too: ``bootstrap_servers=`` and ``kafka_properties={...}`` (librdkafka
+properties) for Kafka, ``aws={"access_key_id", "secret_access_key", "session_token", "region",
+"endpoint_url"}`` for S3 (unset: the standard AWS environment).
+
+Nothing is logged until :func:`init_logging` is called; then the core's events go to the
+``pinpipe`` logger of :mod:`logging`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow
+
+    from pinpipe._core import (
+        BrokerError,
+        ConfigError,
+        DataError,
+        PinpipeError,
+        SourceError,
+        StorageError,
+    )
+
+__all__ = [
+    "BrokerError",
+    "ConfigError",
+    "DataError",
+    "PinpipeError",
+    "SourceError",
+    "StorageError",
+    "__version__",
+    "batch",
+    "demo",
+    "emulate",
+    "init_logging",
+    "lake_tables",
+    "query",
+    "sink",
+    "stop_running",
+    "topics_create",
+]
+
+_ERRORS = ("PinpipeError", "ConfigError", "SourceError", "BrokerError", "StorageError", "DataError")
+
+
+def _native() -> ModuleType:
+    """The native extension, loaded on first use: importing ``pinpipe`` (or a DAG file that imports
+    ``pinpipe.airflow``) stays cheap."""
+    return importlib.import_module("pinpipe._core")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ERRORS:
+        return getattr(_native(), name)
+    if name == "__version__":
+        return _native().__version__
+    if name == "_core":
+        return _native()
+    raise AttributeError(f"module 'pinpipe' has no attribute {name!r}")
+
+
+PathLike = str | os.PathLike[str]
+
+
+def _plain(value: Any) -> Any:
+    """Settings as JSON: paths become strings, everything else must already be JSON."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _settings(settings: dict[str, Any]) -> str:
+    given = {k: _plain(v) for k, v in settings.items() if v is not None}
+    try:
+        return json.dumps(given)
+    except TypeError as e:
+        raise _native().ConfigError(f"settings must be JSON values (str, int, float, bool, list, dict): {e}") from None
+
+
+def _config(config: PathLike | None) -> str | None:
+    return None if config is None else os.fspath(config)
+
+
+def sink(*, config: PathLike | None = None, **settings: Any) -> dict[str, Any]:
+    """Lands Kafka records in the landing zone (Confluent S3-sink layout), exactly once.
+
+    Settings: ``landing``, ``user_id``, ``bootstrap_servers``, ``kafka_properties``, ``group_id``,
+    ``flush_size``, ``flush_bytes``, ``flush_interval`` (seconds), ``until_caught_up``, ``aws``.
+    Without ``until_caught_up=True`` it runs until interrupted.
+    """
+    return json.loads(_native().sink(_settings(settings), config=_config(config)))
+
+
+def batch(*, config: PathLike | None = None, **settings: Any) -> dict[str, Any]:
+    """Landing zone → raw and clean Delta tables → the nine analytics tables (incremental).
+
+    Settings: ``landing``, ``lake``, ``user_id``, ``only`` (``"clean"`` or ``"analytics"``),
+    ``full_refresh``, ``concurrency``, ``aws``.
+    """
+    return json.loads(_native().batch(_settings(settings), config=_config(config)))
+
+
+def emulate(kind: str = "batch", *, config: PathLike | None = None, **settings: Any) -> dict[str, Any]:
+    """The posting emulator.
+
+    ``kind="batch"`` posts each event's pin, geo and user rows to the gateway's REST-proxy API, as
+    the original emulator did (settings: ``gateway``, ``events`` (0: until interrupted), ``seed``,
+    ``no_sleep``, ``concurrency``, ``source`` (``"synthetic"`` or ``"mysql"``), ``db_creds``,
+    ``api_key``, ``retry_for``, ``user_id``). ``kind="landing"`` writes drawn events straight into
+    a landing zone (settings: ``landing``, ``events``, ``seed``, ``flush_size``, ``rows``).
+    """
+    if kind == "batch":
+        return json.loads(_native().emulate(_settings(settings), config=_config(config)))
+    if kind == "landing":
+        return json.loads(_native().emulate_landing(_settings(settings), config=_config(config)))
+    raise _native().ConfigError(f"unknown emulator {kind!r}: use 'batch' or 'landing'")
+
+
+def demo(*, config: PathLike | None = None, **settings: Any) -> dict[str, Any]:
+    """The whole batch pipeline in this process on embedded defaults (no broker, no cloud).
+
+    Settings: ``dir`` (default ``pinpipe-demo``), ``events``, ``seed``, ``concurrency``,
+    ``flush_size``, ``partitions``, ``user_id``.
+    """
+    return json.loads(_native().demo(_settings(settings), config=_config(config)))
+
+
+def topics_create(*, config: PathLike | None = None, **settings: Any) -> list[dict[str, Any]]:
+    """Creates the user's three Kafka topics (existing ones are left alone).
+
+    Settings: ``user_id``, ``bootstrap_servers``, ``kafka_properties``, ``partitions``,
+    ``replication_factor``.
+    """
+    return json.loads(_native().topics_create(_settings(settings), config=_config(config)))
+
+
+def query(
+    name: str | None = None, *, sql: str | None = None, config: PathLike | None = None, **settings: Any
+) -> pyarrow.Table:
+    """A lake table by name (``"pin"``, ``"top_category_by_country"``, ``"_dead_letters"``, ...), or
+    the result of ``sql`` run with every lake table registered by name, as a ``pyarrow.Table``
+    (handed over through the Arrow C stream interface, no copy through JSON).
+
+    Settings: ``lake``, ``aws``.
+    """
+    import pyarrow
+
+    stream = _native().query(_settings(settings), name=name, sql=sql, config=_config(config))
+    return pyarrow.table(stream)
+
+
+def lake_tables() -> list[dict[str, str]]:
+    """Every table :func:`query` knows: ``[{"name": ..., "path": <path under the lake>}]``."""
+    return json.loads(_native().lake_tables())
+
+
+def init_logging(level: str = "INFO") -> None:
+    """Sends the core's log events at ``level`` and above to the ``pinpipe`` logger of
+    :mod:`logging` (``pinpipe.sink``, ``pinpipe.batch``, ...). Installed once per process; a later
+    call changes the level."""
+    _native().init_logging(level)
+
+
+def stop_running() -> None:
+    """Stops every pinpipe job running in this process, from any thread: the sink and the emulator
+    finish the work in hand and return their summary, other jobs stop at once (their commits are
+    atomic) and raise :class:`PinpipeError`."""
+    _native().stop_running()

