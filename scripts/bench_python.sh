@@ -4,7 +4,9 @@
 #     fresh lake each run, runs alternated): the binding should add nothing;
 #   pinpipe.query(<1M-row table>) into a pyarrow.Table  vs  the deltalake package's
 #     DeltaTable(...).to_pyarrow_table() on the same table.
-# Both use release builds: the CLI's and a release wheel built on the same target directory.
+# Both use release builds: the native CLI and a release wheel built on the same target directory,
+# or, with BENCH_WHEEL=path/to/a/release.whl, that wheel and the `pinpipe` command it installs (the
+# same compiled code on both sides; the command adds the Python interpreter's start, ~0.05 s).
 #   BENCH_EVENTS (default 1000000: 3M landed records; the 1M-row table is _raw_pin)
 #   BENCH_RUNS (default 3)   BENCH_DIR (work directory; default a temporary one, removed at the end)
 set -euo pipefail
@@ -16,9 +18,14 @@ RUNS="${BENCH_RUNS:-3}"
 VENV="$PINPIPE_CACHE/bench-python-venv"
 BIN="$CARGO_TARGET_DIR/release/pinpipe"
 
-cargo build --release -q -p pinpipe-cli
-scripts/wheel.sh --release-local --out "$PINPIPE_CACHE/wheels-release" >/dev/null
-wheel="$(ls -t "$PINPIPE_CACHE"/wheels-release/pinpipe-*.whl | head -1)"
+if [ -n "${BENCH_WHEEL:-}" ]; then
+  wheel="$BENCH_WHEEL"
+  BIN="$VENV/bin/pinpipe"
+else
+  cargo build --release -q -p pinpipe-cli
+  scripts/wheel.sh --release-local --out "$PINPIPE_CACHE/wheels-release" >/dev/null
+  wheel="$(ls -t "$PINPIPE_CACHE"/wheels-release/pinpipe-*.whl | head -1)"
+fi
 if ! "$VENV/bin/python" -c 'import deltalake, pyarrow' 2>/dev/null; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q 'deltalake>=1,<2' 'pyarrow>=15'

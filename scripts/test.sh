@@ -34,6 +34,7 @@ scripts/airflow_venv.sh "$wheel"
 status=0
 cargo nextest run --no-fail-fast || status=$?
 export PINPIPE_BIN="$CARGO_TARGET_DIR/debug/pinpipe"
-export PINPIPE_AIRFLOW_VENV="$PINPIPE_CACHE/airflow-venv"
+export PINPIPE_AIRFLOW_VENV="${PINPIPE_AIRFLOW_VENV:-$PINPIPE_CACHE/airflow-venv}"
+export PINPIPE_AIRFLOW2_VENV="${PINPIPE_AIRFLOW2_VENV:-$PINPIPE_CACHE/airflow2-venv}"
 "$venv/bin/python" -m pytest tests -ra "$@" || status=$?
 exit "$status"

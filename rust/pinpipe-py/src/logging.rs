@@ -61,7 +61,15 @@ impl<S: Subscriber> Layer<S> for PythonLogging {
                 .get_or_try_init(py, || Ok::<_, PyErr>(py.import("logging")?.getattr("getLogger")?.unbind()))?;
             let logger = get_logger.bind(py).call1((logger,))?;
             if logger.call_method1("isEnabledFor", (level,))?.is_truthy()? {
-                logger.call_method1("log", (level, fields.text()))?;
+                // The record names the Rust source line, so a log shows `{sink.rs:250}`, not logging's.
+                let file = meta.file().unwrap_or("<rust>");
+                let line = meta.line().unwrap_or(0);
+                let args = pyo3::types::PyTuple::empty(py);
+                let record = logger.call_method1(
+                    "makeRecord",
+                    (logger.getattr("name")?, level, file, line, fields.text(), args, py.None()),
+                )?;
+                logger.call_method1("handle", (record,))?;
             }
             Ok(())
         });

@@ -11,9 +11,14 @@ use tokio::runtime::Runtime;
 
 use crate::errors::{to_py, PinpipeError};
 
-/// The runtime and the process that built it. A child process after `fork` has the parent's memory
-/// but none of its threads: it builds a runtime of its own, and leaves the parent's alone
-/// (dropping it would wait for worker threads that do not exist in the child).
+/// The runtime and the process that built it.
+///
+/// A child process after `fork` has the parent's memory but none of its threads. If the parent
+/// never ran a job (Airflow's and Celery's worker parents do not: importing `pinpipe` or a DAG
+/// file does not start anything), the child builds the runtime on its first call like any
+/// process. If the parent had started it, locks held by the parent's worker threads at the fork
+/// and the libraries' caches of the parent's runtime (delta-rs keeps handles to it) would hang
+/// the child, so the child gets a clear error instead, at once.
 static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
 
 pub fn runtime() -> PyResult<&'static Runtime> {
@@ -23,6 +28,12 @@ pub fn runtime() -> PyResult<&'static Runtime> {
         if owner == pid {
             return Ok(rt);
         }
+        return Err(PinpipeError::new_err(format!(
+            "this process (pid {pid}) was forked from process {owner} after pinpipe had started running there; \
+             its worker threads do not exist here and its libraries' state cannot be trusted: call pinpipe \
+             from a process started fresh (multiprocessing's 'spawn' or 'forkserver'), or fork before the \
+             parent's first pinpipe job"
+        )));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
