@@ -15,11 +15,10 @@ use pinpipe::deltalake::arrow::datatypes::SchemaRef;
 use pinpipe::deltalake::arrow::ffi_stream::FFI_ArrowArrayStream;
 use pinpipe::deltalake::arrow::record_batch::{RecordBatch, RecordBatchIterator};
 use pinpipe::query::QueryTarget;
-use pinpipe::sink::StopSignal;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
-use crate::runtime::{wait, Stop};
+use crate::runtime::{wait, wait_stoppable, Stop};
 
 /// The layers of a call: the `config` file and the settings given, as a JSON object.
 fn layers(config: Option<PathBuf>, settings: &str) -> PyResult<Layers> {
@@ -42,13 +41,7 @@ fn to_json<T: serde::Serialize>(summary: &T) -> PyResult<String> {
 #[pyo3(signature = (settings, config=None))]
 fn sink(py: Python<'_>, settings: &str, config: Option<PathBuf>) -> PyResult<String> {
     let layers = layers(config, settings)?;
-    let stop = StopSignal::default();
-    let signal = stop.clone();
-    let summary = wait(
-        py,
-        async move { pinpipe::jobs::sink(&layers, async move { signal.wait().await }).await },
-        Stop::Graceful(stop),
-    )?;
+    let summary = wait_stoppable(py, |stop| async move { pinpipe::jobs::sink(&layers, stop.wait_owned()).await })?;
     to_json(&summary)
 }
 
@@ -66,13 +59,7 @@ fn batch(py: Python<'_>, settings: &str, config: Option<PathBuf>) -> PyResult<St
 #[pyo3(signature = (settings, config=None))]
 fn emulate(py: Python<'_>, settings: &str, config: Option<PathBuf>) -> PyResult<String> {
     let layers = layers(config, settings)?;
-    let stop = StopSignal::default();
-    let signal = stop.clone();
-    let summary = wait(
-        py,
-        async move { pinpipe::jobs::emulate(&layers, async move { signal.wait().await }).await },
-        Stop::Graceful(stop),
-    )?;
+    let summary = wait_stoppable(py, |stop| async move { pinpipe::jobs::emulate(&layers, stop.wait_owned()).await })?;
     to_json(&summary)
 }
 

@@ -114,6 +114,18 @@ where
     }
 }
 
+/// [`wait`] for a job that takes a stop future (the sink, the emulator): interrupting it signals the
+/// stop and lets it finish the work in hand.
+pub fn wait_stoppable<T, F>(py: Python<'_>, job: impl FnOnce(StopSignal) -> F) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: Future<Output = pinpipe::Result<T>> + Send + 'static,
+{
+    let stop = StopSignal::default();
+    let running = job(stop.clone());
+    wait(py, running, Stop::Graceful(stop))
+}
+
 fn finish<T>(joined: Result<pinpipe::Result<T>, tokio::task::JoinError>) -> PyResult<T> {
     match joined {
         Ok(result) => result.map_err(to_py),

@@ -78,7 +78,7 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoSummary> {
     let stop_gateway = StopSignal::default();
     let gateway_task = {
         let stop = stop_gateway.clone();
-        tokio::spawn(gateway.serve(async move { stop.wait().await }))
+        tokio::spawn(gateway.serve(stop.wait_owned()))
     };
 
     let source = Arc::new(SourceConfig::default().build().await?);

@@ -58,11 +58,6 @@ pub async fn run_sql(lake_root: &str, sql: &str) -> Result<Vec<RecordBatch>> {
     sql_on(&Lake::new(lake_root)?, sql).await
 }
 
-/// All rows of one named table (sorted by its group columns for analytics tables).
-pub async fn read_table(lake_root: &str, name: &str) -> Result<Vec<RecordBatch>> {
-    table_on(&Lake::new(lake_root)?, name).await
-}
-
 /// `query` with its settings: a named table or SQL. The schema comes along, so an empty result
 /// still has its columns.
 pub async fn query(config: &QueryConfig, target: &QueryTarget) -> Result<(SchemaRef, Vec<RecordBatch>)> {
@@ -131,12 +126,7 @@ async fn plan(lake: &Lake, sql: &str) -> Result<deltalake::datafusion::dataframe
     ctx.sql(sql).await.map_err(Error::datafusion("plan query"))
 }
 
-async fn table_on(lake: &Lake, name: &str) -> Result<Vec<RecordBatch>> {
-    let sql = table_sql(lake, name).await?;
-    sql_on(lake, &sql).await
-}
-
-/// The SQL that reads one named table.
+/// The SQL that reads one named table (sorted by its group columns for analytics tables).
 async fn table_sql(lake: &Lake, name: &str) -> Result<String> {
     let Some(table) = lake_tables().into_iter().find(|t| t.name == name) else {
         let names: Vec<String> = lake_tables().into_iter().map(|t| t.name).collect();

@@ -514,6 +514,11 @@ impl StopSignal {
     pub async fn wait(&self) {
         self.0.notified().await
     }
+
+    /// [`wait`](Self::wait) as a future that owns its signal (to hand to a job as its stop).
+    pub async fn wait_owned(self) {
+        self.wait().await
+    }
 }
 
 #[cfg(test)]
