@@ -54,7 +54,10 @@ pub async fn gateway(mut layers: Layers, args: GatewayArgs, json: bool) -> Resul
         .set("listen", args.listen)
         .set("api_key", args.api_key)
         .set("max_body_bytes", args.max_body_bytes)
-        .set("produce_timeout", secs(args.produce_timeout, "--produce-timeout")?);
+        .set("produce_timeout", secs(args.produce_timeout, "--produce-timeout")?)
+        .set("max_connections", args.max_connections)
+        .set("idle_timeout", secs(args.idle_timeout, "--idle-timeout")?)
+        .set("body_timeout", secs(args.body_timeout, "--body-timeout")?);
     if !args.allow_topics.is_empty() {
         layers.set("allowed_topics", Some(args.allow_topics));
     }
@@ -129,6 +132,7 @@ pub async fn sink(mut layers: Layers, args: SinkArgs, json: bool) -> Result<()> 
         .set("flush_size", args.flush_size)
         .set("flush_bytes", args.flush_bytes)
         .set("flush_interval", secs(args.flush_interval, "--flush-interval")?)
+        .set("retry_deadline", secs(args.retry_deadline, "--retry-deadline")?)
         .flag("until_caught_up", args.until_caught_up);
     let summary = pinpipe::jobs::sink(&layers, shutdown_signal()).await?;
     print(json, &summary, sink_text);
@@ -210,6 +214,7 @@ pub async fn batch(mut layers: Layers, args: BatchArgs, json: bool) -> Result<()
         .flag("full_refresh", args.full_refresh)
         .set("only", stage(args.only)?)
         .set("concurrency", args.concurrency)
+        .set("retry_deadline", secs(args.retry_deadline, "--retry-deadline")?)
         .flag("progress", !args.quiet && !json);
     let summary = pinpipe::jobs::batch(&layers).await?;
     print(json, &summary, batch_text);

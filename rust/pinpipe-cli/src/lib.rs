@@ -74,6 +74,9 @@ struct BatchArgs {
     /// Landing objects read and decoded at once.
     #[arg(long, env = env::CONCURRENCY)]
     concurrency: Option<usize>,
+    /// Seconds the run is retried after transient storage failures before it fails [default: 120].
+    #[arg(long)]
+    retry_deadline: Option<f64>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -148,6 +151,15 @@ struct GatewayArgs {
     /// Seconds a record may wait for the broker's acknowledgement before the request fails (503).
     #[arg(long)]
     produce_timeout: Option<f64>,
+    /// Most connections open at once; at the limit the longest-idle one is closed [default: 512].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Seconds a connection may stay without sending a complete request head [default: 30].
+    #[arg(long)]
+    idle_timeout: Option<f64>,
+    /// Seconds a request body may take to arrive [default: 30].
+    #[arg(long)]
+    body_timeout: Option<f64>,
 }
 
 #[derive(Subcommand)]
@@ -222,10 +234,10 @@ enum TopicsCommand {
         #[command(flatten)]
         common: Common,
         /// Partitions of each new topic [default: 1].
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
         partitions: Option<i32>,
         /// Replication factor of each new topic [default: 1].
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
         replication_factor: Option<i32>,
     },
     /// List topics with their partitions.
@@ -257,6 +269,10 @@ struct SinkArgs {
     /// Consumer group (default pinpipe-sink-<user id>).
     #[arg(long)]
     group_id: Option<String>,
+    /// Seconds a landing-zone write keeps being retried through transient failures before the
+    /// sink gives up [default: 120].
+    #[arg(long)]
+    retry_deadline: Option<f64>,
 }
 
 #[derive(Subcommand)]
@@ -335,7 +351,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", pinpipe::error::one_line(e.as_ref()));
             1
         }
     }

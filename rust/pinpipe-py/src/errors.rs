@@ -15,7 +15,7 @@ create_exception!(pinpipe, DataError, PinpipeError, "A query or a table's data c
 
 /// The Python exception of a core error.
 pub fn to_py(error: Error) -> PyErr {
-    let message = error.to_string();
+    let message = error.one_line();
     match error {
         Error::Config(_) | Error::ReadFile { .. } | Error::ParseFile { .. } => ConfigError::new_err(message),
         Error::Database { .. } | Error::RowNotFound { .. } => SourceError::new_err(message),
@@ -25,6 +25,7 @@ pub fn to_py(error: Error) -> PyErr {
         }
         Error::DataFusion { .. } => DataError::new_err(message),
         Error::Interrupted => PyKeyboardInterrupt::new_err(message),
+        Error::Retries { .. } => StorageError::new_err(message),
     }
 }
 

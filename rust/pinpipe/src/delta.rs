@@ -11,6 +11,7 @@ use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::Action;
 use deltalake::kernel::Transaction;
+use deltalake::operations::write::SchemaMode;
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::DeltaOperation;
@@ -254,7 +255,9 @@ async fn write_on(
     let batches =
         if batches.iter().all(|b| b.num_rows() == 0) { vec![RecordBatch::new_empty(schema.clone())] } else { batches };
     let commit = commit_properties(txns, operation, exclusive);
-    match table.write(batches).with_save_mode(mode).with_commit_properties(commit).await {
+    // Merge: a table written by an older version gains the columns added since (as nullable).
+    let write = table.write(batches).with_save_mode(mode).with_schema_mode(SchemaMode::Merge);
+    match write.with_commit_properties(commit).await {
         Ok(t) => Ok(Written::Committed(t)),
         Err(e) if exclusive && lost_race(&e, rel) => Ok(Written::Conflict),
         Err(e) => Err(delta_error(format!("write table {rel}"))(e)),

@@ -131,6 +131,12 @@ pub async fn create_topics(
     partitions: i32,
     replication: i32,
 ) -> Result<Vec<TopicCreated>> {
+    if partitions < 1 {
+        return Err(Error::Config(format!("partitions must be at least 1 (got {partitions})")));
+    }
+    if replication < 1 {
+        return Err(Error::Config(format!("replication_factor must be at least 1 (got {replication})")));
+    }
     let admin: AdminClient<DefaultClientContext> =
         connection.client_config().create().map_err(Error::kafka("create admin client"))?;
     let new_topics: Vec<NewTopic> =
@@ -142,7 +148,20 @@ pub async fn create_topics(
         match result {
             Ok(topic) => out.push(TopicCreated { topic, created: true, message: "created".into() }),
             Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                out.push(TopicCreated { topic, created: false, message: "already exists".into() })
+                let existing = admin
+                    .inner()
+                    .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+                    .ok()
+                    .and_then(|m| m.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().len()));
+                let message = match existing {
+                    Some(n) if n as i32 != partitions => format!(
+                        "already exists with {n} partition{}; left as it is (not changed to {partitions})",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    Some(n) => format!("already exists with {n} partition{}", if n == 1 { "" } else { "s" }),
+                    None => "already exists".into(),
+                };
+                out.push(TopicCreated { topic, created: false, message })
             }
             Err((topic, code)) => {
                 return Err(Error::Config(format!("cannot create topic {topic}: {code}")));

@@ -121,6 +121,36 @@ impl Store {
     }
 }
 
+/// The one key of the line that stands for a record value that is not JSON.
+pub const UNDECODABLE_KEY: &str = "_pinpipe_undecodable_value_base64";
+
+/// Writes the landing line of a record value that is not one JSON text (empty, blank, not JSON,
+/// or not UTF-8): `{"_pinpipe_undecodable_value_base64": "<the value's bytes, base64>"}`. The
+/// value keeps its exact bytes and the landing zone stays one JSON value per line; batch turns
+/// the line into a dead letter holding the original bytes.
+pub fn undecodable_line(out: &mut Vec<u8>, value: &[u8]) {
+    use base64::Engine;
+    out.extend_from_slice(b"{\"");
+    out.extend_from_slice(UNDECODABLE_KEY.as_bytes());
+    out.extend_from_slice(b"\":\"");
+    out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(value).as_bytes());
+    out.extend_from_slice(b"\"}");
+}
+
+/// The original bytes of a line written by [`undecodable_line`], if it is one.
+pub fn parse_undecodable_line(line: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let line = line.trim_ascii();
+    if !line.starts_with(b"{\"_pinpipe_undecodable") {
+        return None;
+    }
+    let map: std::collections::HashMap<String, String> = serde_json::from_slice(line).ok()?;
+    if map.len() != 1 {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD.decode(map.get(UNDECODABLE_KEY)?).ok()
+}
+
 /// Folder of one topic partition: `topics/<topic>/partition=<p>`.
 pub fn partition_dir(topic: &str, partition: i32) -> String {
     format!("topics/{topic}/partition={partition}")

@@ -28,7 +28,7 @@ use rdkafka::{ClientContext, Offset};
 use serde::{Deserialize, Serialize};
 
 use crate::config::AwsConfig;
-use crate::error::{Error, Result};
+use crate::error::{retrying, Error, Result};
 use crate::kafka::{KafkaConnection, METADATA_TIMEOUT};
 use crate::landing::{self, PutOutcome, Store};
 use crate::names::UserId;
@@ -58,6 +58,11 @@ pub struct SinkConfig {
     pub flush_interval: Duration,
     /// Drain to the end offsets seen at start, write everything, and return (for schedulers).
     pub until_caught_up: bool,
+    /// How long the landing zone may keep failing transiently (connection refused or reset, lost
+    /// replies, 5xx) before the sink gives up; each write is retried with backoff until then.
+    /// Default 120 s.
+    #[serde(with = "crate::config::duration_secs")]
+    pub retry_deadline: Duration,
 }
 
 impl SinkConfig {
@@ -80,6 +85,7 @@ impl Default for SinkConfig {
             flush_bytes: 16 * 1024 * 1024,
             flush_interval: Duration::from_secs(10),
             until_caught_up: false,
+            retry_deadline: Duration::from_secs(120),
         }
     }
 }
@@ -195,6 +201,8 @@ pub async fn run_sink(
         .set("topic.metadata.refresh.interval.ms", "5000")
         .set("session.timeout.ms", "10000")
         .set("allow.auto.create.topics", "false")
+        // A write riding out a landing-zone outage must not cost the group membership.
+        .set("max.poll.interval.ms", max_poll_interval_ms(config.retry_deadline).to_string())
         .create_with_context(SinkContext::default())
         .map_err(Error::kafka("create consumer"))?;
     consumer.subscribe(&[&config.user_id.topic_regex()]).map_err(Error::kafka("subscribe"))?;
@@ -252,6 +260,11 @@ pub async fn run_sink(
     Ok(sink.summary)
 }
 
+/// librdkafka's `max.poll.interval.ms` for a sink whose writes may retry for `deadline`.
+fn max_poll_interval_ms(deadline: Duration) -> u64 {
+    (deadline.as_millis() as u64).saturating_mul(2).saturating_add(60_000).clamp(300_000, 86_400_000)
+}
+
 /// Errors after which consuming cannot go on (everything else librdkafka recovers from).
 fn is_fatal(e: &rdkafka::error::KafkaError) -> bool {
     use rdkafka::types::RDKafkaErrorCode::*;
@@ -268,15 +281,22 @@ fn is_fatal(e: &rdkafka::error::KafkaError) -> bool {
     )
 }
 
-/// One landing-zone line for a record value: the JSON text as produced, kept on one line.
+/// One landing-zone line for a record value. A JSON value lands as the producer sent it, byte
+/// for byte, except that line breaks between its tokens become spaces (a JSON string cannot hold
+/// a raw line break, so this never touches the data). Anything else — empty, blank, not JSON,
+/// invalid UTF-8 — lands as [`landing::undecodable_line`], so that every record is exactly one
+/// line and batch can dead-letter it with its exact bytes.
 fn append_line(out: &mut Vec<u8>, payload: Option<&[u8]>) {
     match payload {
         None => out.extend_from_slice(b"null"),
-        Some(p) if !p.contains(&b'\n') => out.extend_from_slice(p),
-        Some(p) => match serde_json::from_slice::<serde_json::Value>(p) {
-            Ok(v) => serde_json::to_writer(&mut *out, &v).expect("JSON value serializes"),
-            Err(_) => serde_json::to_writer(&mut *out, &String::from_utf8_lossy(p)).expect("string serializes"),
-        },
+        Some(p) if serde_json::from_slice::<serde::de::IgnoredAny>(p).is_ok() => {
+            if p.iter().any(|b| *b == b'\n' || *b == b'\r') {
+                out.extend(p.iter().map(|b| if *b == b'\n' || *b == b'\r' { b' ' } else { *b }));
+            } else {
+                out.extend_from_slice(p);
+            }
+        }
+        Some(p) => landing::undecodable_line(out, p),
     }
     out.push(b'\n');
 }
@@ -417,7 +437,9 @@ impl Sink {
     /// itself is recognised and skipped), whether Kafka's committed offset lags behind, lies
     /// inside an object, or is missing (a new consumer group).
     async fn last_object_start(&self, tp: &Tp) -> Result<Option<i64>> {
-        let keys = self.store.list(&landing::partition_dir(&tp.0, tp.1)).await?;
+        let dir = landing::partition_dir(&tp.0, tp.1);
+        let store = &self.store;
+        let keys = retrying(&format!("list {dir}"), self.config.retry_deadline, || store.list(&dir)).await?;
         Ok(keys.iter().filter_map(|k| landing::start_offset_of(k)).max())
     }
 
@@ -456,7 +478,10 @@ impl Sink {
             let records = std::mem::take(&mut part.records);
             part.first_at = None;
             let n = records.len() as u64;
-            match self.store.put_new(&key, data.clone()).await? {
+            let store = &self.store;
+            // Create-only: a retry after a lost reply finds the object and counts it as landed.
+            let what = format!("put {key}");
+            match retrying(&what, self.config.retry_deadline, || store.put_new(&key, data.clone())).await? {
                 PutOutcome::Created => {
                     self.summary.records_landed += n;
                     self.summary.objects_created += 1;
@@ -467,7 +492,9 @@ impl Sink {
                     return Ok(());
                 }
                 PutOutcome::AlreadyExists => {
-                    let existing = count_lines(&self.store.get(&key).await?);
+                    let store = &self.store;
+                    let body = retrying(&format!("get {key}"), self.config.retry_deadline, || store.get(&key)).await?;
+                    let existing = count_lines(&body);
                     self.summary.objects_found += 1;
                     tracing::info!(key = %key, records = existing, "object already landed; skipping its records");
                     let part = self.partitions.get_mut(tp).expect("partition present");
@@ -532,8 +559,18 @@ mod tests {
         append_line(&mut out, Some(b"{\n\"b\": 2\n}"));
         append_line(&mut out, None);
         append_line(&mut out, Some(b"not\njson"));
-        assert_eq!(out, b"{\"a\":1}\n{\"b\":2}\nnull\n\"not\\njson\"\n");
-        assert_eq!(count_lines(&out), 4);
+        append_line(&mut out, Some(b""));
+        append_line(&mut out, Some(b"  \t"));
+        append_line(&mut out, Some(&[0xff, b'\n']));
+        append_line(&mut out, Some(br#"[1.0000000000000001, 123456789012345678901]"#));
+        let text = String::from_utf8(out.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..3], [r#"{"a":1}"#, "{ \"b\": 2 }", "null"]);
+        assert_eq!(lines[7], "[1.0000000000000001, 123456789012345678901]");
+        assert_eq!(count_lines(&out), 8);
+        for (line, value) in lines[3..7].iter().zip([&b"not\njson"[..], b"", b"  \t", &[0xff, b'\n']]) {
+            assert_eq!(landing::parse_undecodable_line(line.as_bytes()).as_deref(), Some(value), "{line}");
+        }
         assert_eq!(count_lines(b"a\nb"), 2);
         assert_eq!(count_lines(b""), 0);
     }

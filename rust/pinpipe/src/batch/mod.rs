@@ -53,6 +53,11 @@ pub struct BatchConfig {
     pub only: Option<Stage>,
     /// AWS access for an S3 landing zone or lake.
     pub aws: AwsConfig,
+    /// How long the run is retried after transient storage failures (connection refused or
+    /// reset, timeouts, 5xx) before it fails. A run can be repeated safely: each retry starts
+    /// over from what the tables hold. Default 120 s.
+    #[serde(with = "crate::config::duration_secs")]
+    pub retry_deadline: std::time::Duration,
 }
 
 /// A stage of the batch job.
@@ -87,6 +92,7 @@ impl Default for BatchConfig {
             progress: false,
             only: None,
             aws: AwsConfig::default(),
+            retry_deadline: std::time::Duration::from_secs(120),
         }
     }
 }
@@ -187,11 +193,18 @@ fn app_id(topic: &str, partition: i32) -> String {
 
 const CLEAN_APP_ID: &str = "pinpipe-clean";
 
-/// Runs the batch job once.
+/// Runs the batch job, again from the top after a transient storage failure until
+/// `retry_deadline` (every run is exact whatever the previous one left behind). The summary is
+/// the successful attempt's.
 pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
     if config.concurrency == 0 {
         return Err(Error::Config("concurrency must be at least 1".into()));
     }
+    crate::error::retrying("batch run", config.retry_deadline, || run_once(&config)).await
+}
+
+async fn run_once(config: &BatchConfig) -> Result<BatchSummary> {
+    let config = config.clone();
     let started = Instant::now();
     let lake = Lake::new_with(&config.lake, &config.aws)?;
     let run_id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use deltalake::arrow::array::{Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use deltalake::arrow::array::{
+    Array, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::protocol::SaveMode;
@@ -38,6 +40,7 @@ pub fn dead_letter_schema() -> SchemaRef {
         Field::new("line", DataType::Int64, false),
         Field::new("offset", DataType::Int64, false),
         Field::new("raw", DataType::Utf8, false),
+        Field::new("raw_bytes", DataType::Binary, false),
         Field::new("error", DataType::Utf8, false),
     ]))
 }
@@ -52,6 +55,7 @@ pub fn dead_letter_batch(run_id: &str, topic: &str, rows: &[(Object, DeadLetter)
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, d)| d.line))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|(o, d)| o.start + d.line - 1))),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, d)| d.raw.as_str()))),
+        Arc::new(BinaryArray::from_iter_values(rows.iter().map(|(_, d)| d.raw_bytes.as_slice()))),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, d)| d.error.as_str()))),
     ];
     RecordBatch::try_new(dead_letter_schema(), columns).expect("dead letter columns match")

@@ -39,8 +39,31 @@ enum Typed<'a> {
 pub struct DeadLetter {
     /// 1-based line number in the object.
     pub line: i64,
+    /// The record as text (invalid UTF-8 replaced, for reading).
     pub raw: String,
+    /// The record's exact bytes.
+    pub raw_bytes: Vec<u8>,
     pub error: String,
+}
+
+impl DeadLetter {
+    /// A dead letter of `line` (1-based), whose record is the landed line `text` — or, for a
+    /// value the sink landed as undecodable, the value's original bytes.
+    fn new(line: i64, text: &[u8], error: String) -> Self {
+        DeadLetter { line, raw: String::from_utf8_lossy(text).into_owned(), raw_bytes: text.to_vec(), error }
+    }
+}
+
+/// Why a value the sink could not land as JSON is not JSON.
+fn undecodable_error(value: &[u8]) -> String {
+    if value.trim_ascii().is_empty() {
+        return "value is empty or blank, not JSON".to_string();
+    }
+    match serde_json::from_slice::<IgnoredAny>(value) {
+        Err(e) if std::str::from_utf8(value).is_err() => format!("value is not UTF-8 JSON: {e}"),
+        Err(e) => format!("value is not JSON: {e}"),
+        Ok(_) => "value is not JSON".to_string(),
+    }
 }
 
 /// The decoded records of one landing object.
@@ -285,6 +308,11 @@ pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i6
         if trimmed.is_empty() {
             continue; // the final newline, or a blank line
         }
+        if let Some(value) = crate::landing::parse_undecodable_line(trimmed) {
+            let error = undecodable_error(&value);
+            dead_letters.push(DeadLetter::new(i as i64 + 1, &value, error));
+            continue;
+        }
         let mut de = serde_json::Deserializer::from_slice(trimmed);
         let parsed = RowSeed { columns }
             .deserialize(&mut de)
@@ -301,11 +329,7 @@ pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i6
                 partitions.append_value(partition);
                 offsets.append_value(start_offset + i as i64);
             }
-            Err(error) => dead_letters.push(DeadLetter {
-                line: i as i64 + 1,
-                raw: String::from_utf8_lossy(line).into_owned(),
-                error,
-            }),
+            Err(error) => dead_letters.push(DeadLetter::new(i as i64 + 1, line, error)),
         }
     }
     let mut arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
@@ -331,6 +355,8 @@ not json
 {"ind": 4, "first_name": {"a": 1}}
 {"ind": 5, "date_joined": "yesterday"}
 [1, 2]
+{"_pinpipe_undecodable_value_base64":"/wo="}
+{"_pinpipe_undecodable_value_base64":""}
 "#;
         let decoded = decode_object(Table::User, data, 2, 100);
         let b = &decoded.batch;
@@ -344,8 +370,14 @@ not json
         assert_eq!(b.column(5).as_primitive::<Int32Type>().value(0), 2);
         assert_eq!(b.column(6).as_primitive::<Int64Type>().values(), &[100, 101]);
         let lines: Vec<i64> = decoded.dead_letters.iter().map(|d| d.line).collect();
-        assert_eq!(lines, vec![3, 4, 5, 6, 7, 8]);
+        assert_eq!(lines, vec![3, 4, 5, 6, 7, 8, 9, 10]);
         assert_eq!(decoded.dead_letters[0].raw, "not json");
+        assert_eq!(decoded.dead_letters[0].raw_bytes, b"not json");
+        // Values the sink could not land as JSON come back with their exact bytes.
+        assert_eq!(decoded.dead_letters[6].raw_bytes, vec![0xff, b'\n']);
+        assert!(decoded.dead_letters[6].error.contains("UTF-8"), "{:?}", decoded.dead_letters[6]);
+        assert_eq!(decoded.dead_letters[7].raw_bytes, b"");
+        assert!(decoded.dead_letters[7].error.contains("empty"));
         assert!(decoded.dead_letters[1].error.contains("age"), "{:?}", decoded.dead_letters[1]);
         assert!(decoded.dead_letters[2].error.contains("ind"));
     }

@@ -4,6 +4,7 @@
 mod error;
 mod metrics;
 mod rest;
+mod server;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -51,6 +52,22 @@ pub struct GatewayConfig {
     pub produce_timeout: Duration,
     /// How long the producer waits to batch records (librdkafka `linger.ms`). Default 2 ms.
     pub linger_ms: u32,
+    /// Most connections open at once. At the limit, a new connection closes the one idle the
+    /// longest; if all are busy it gets a 503. Default 512.
+    pub max_connections: usize,
+    /// A connection that sends no complete request head for this long (after connecting, or
+    /// after its last reply) is closed. Default 30 s.
+    #[serde(with = "crate::config::duration_secs")]
+    pub idle_timeout: Duration,
+    /// A request body must arrive within this time, or the reply is 408. Default 30 s.
+    #[serde(with = "crate::config::duration_secs")]
+    pub body_timeout: Duration,
+    /// Longest request URI (path and query) in bytes; longer ones get 414. Default 8 KiB.
+    pub max_uri_bytes: usize,
+    /// Largest header section in bytes; larger ones get 431. Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Most header fields in a request; more get 431. Default 100.
+    pub max_headers: usize,
 }
 
 impl Default for GatewayConfig {
@@ -65,6 +82,12 @@ impl Default for GatewayConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             produce_timeout: Duration::from_secs(30),
             linger_ms: 2,
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
         }
     }
 }
@@ -77,8 +100,21 @@ impl GatewayConfig {
 
     /// Validates the config, connects the producer and binds the listener.
     pub async fn build(self, kafka: &KafkaConnection) -> Result<Gateway> {
-        if self.max_body_bytes == 0 {
-            return Err(Error::Config("max_body_bytes must be positive".into()));
+        for (key, value) in [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_connections", self.max_connections),
+            ("max_uri_bytes", self.max_uri_bytes),
+            ("max_header_bytes", self.max_header_bytes),
+            ("max_headers", self.max_headers),
+        ] {
+            if value == 0 {
+                return Err(Error::Config(format!("{key} must be positive")));
+            }
+        }
+        for (key, value) in [("idle_timeout", self.idle_timeout), ("body_timeout", self.body_timeout)] {
+            if value.is_zero() {
+                return Err(Error::Config(format!("{key} must be positive")));
+            }
         }
         if matches!(&self.api_key, Some(k) if k.expose().is_empty()) {
             return Err(Error::Config("api_key must not be empty when set".into()));
@@ -109,7 +145,15 @@ impl GatewayConfig {
             producer_config,
             allowed,
             api_key: self.api_key.as_ref().map(|k| k.expose().to_string()),
-            max_body_bytes: self.max_body_bytes,
+            limits: server::Limits {
+                max_connections: self.max_connections,
+                idle_timeout: self.idle_timeout,
+                body_timeout: self.body_timeout,
+                max_body_bytes: self.max_body_bytes,
+                max_uri_bytes: self.max_uri_bytes,
+                max_header_bytes: self.max_header_bytes,
+                max_headers: self.max_headers,
+            },
             topics: RwLock::new(HashMap::new()),
             metrics: metrics::Metrics::default(),
         });
@@ -125,7 +169,7 @@ pub(crate) struct State {
     /// `None` allows every existing topic.
     allowed: Option<HashSet<String>>,
     api_key: Option<String>,
-    max_body_bytes: usize,
+    limits: server::Limits,
     /// Topic metadata cache: partition count (None: the topic does not exist) and when it was read.
     topics: RwLock<HashMap<String, (Option<i32>, Instant)>>,
     metrics: metrics::Metrics,
@@ -190,6 +234,14 @@ impl Gateway {
             .route("/metrics", get(rest::metrics))
             .merge(rest::routes())
             .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, 404, "HTTP 404 Not Found") })
+            .method_not_allowed_fallback(|request: axum::extract::Request| async move {
+                ApiError::new(
+                    axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                    405,
+                    format!("HTTP 405 Method Not Allowed: {} {}", request.method(), request.uri().path()),
+                )
+            })
+            .layer(axum::middleware::from_fn_with_state(state.clone(), server::guard))
             .with_state(state)
     }
 
@@ -198,8 +250,8 @@ impl Gateway {
         let addr = self.local_addr();
         tracing::info!(%addr, "gateway listening");
         let state = self.state.clone();
-        axum::serve(self.listener, Self::router(self.state))
-            .with_graceful_shutdown(shutdown)
+        let limits = state.limits.clone();
+        server::serve(self.listener, Self::router(self.state), limits, shutdown)
             .await
             .map_err(Error::io("serve HTTP"))?;
         let producer = state.producer().1;

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State as AxumState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +18,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::{ApiError, State};
@@ -168,9 +170,13 @@ async fn list_topics(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap
 
 async fn describe_topic(
     AxumState(state): AxumState<Arc<State>>,
-    Path(topic): Path<String>,
+    topic: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
+    let topic = match topic {
+        Ok(Path(t)) => t,
+        Err(e) => return bad_path(e),
+    };
     let result = async {
         check_api_key(&state, &headers)?;
         check_topic(&state, &topic)?;
@@ -188,6 +194,11 @@ async fn describe_topic(
     }
 }
 
+/// A topic path that cannot be decoded (bad percent-encoding, not UTF-8).
+fn bad_path(e: PathRejection) -> Response {
+    ApiError::malformed(format!("invalid topic in the request path: {}", e.body_text())).into_response()
+}
+
 fn v2_json(status: StatusCode, body: Value) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(KAFKA_V2_JSON));
@@ -201,16 +212,20 @@ pub(super) async fn metrics(AxumState(state): AxumState<Arc<State>>) -> Response
 }
 
 #[derive(Deserialize)]
-struct ProduceRequest {
-    records: Vec<ProduceRecord>,
+struct ProduceRequest<'a> {
+    #[serde(borrow)]
+    records: Vec<&'a RawValue>,
 }
 
+/// One record of a produce request. Key and value are kept as the client's JSON text: in the
+/// json format that text is what goes to Kafka, byte for byte (numbers are never re-printed).
 #[derive(Deserialize)]
-struct ProduceRecord {
-    #[serde(default)]
-    key: Option<Value>,
-    #[serde(default)]
-    value: Option<Value>,
+#[serde(deny_unknown_fields)]
+struct ProduceRecord<'a> {
+    #[serde(default, borrow)]
+    key: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    value: Option<&'a RawValue>,
     #[serde(default)]
     partition: Option<i32>,
 }
@@ -222,26 +237,33 @@ struct Outgoing {
     partition: Option<i32>,
 }
 
-fn encode(format: Format, field: &str, index: usize, v: Option<Value>) -> Result<Option<Vec<u8>>, ApiError> {
-    match (format, v) {
-        (_, None) | (_, Some(Value::Null)) => Ok(None),
-        (Format::Json, Some(v)) => Ok(Some(serde_json::to_vec(&v).expect("JSON value serializes"))),
-        (Format::Binary, Some(Value::String(s))) => base64::engine::general_purpose::STANDARD
-            .decode(s.as_bytes())
-            .map(Some)
-            .map_err(|e| ApiError::invalid_payload(format!("records[{index}].{field} is not valid base64: {e}"))),
-        (Format::Binary, Some(_)) => Err(ApiError::invalid_payload(format!(
-            "records[{index}].{field} must be a base64 string in the binary format"
-        ))),
+fn encode(format: Format, field: &str, index: usize, v: Option<&RawValue>) -> Result<Option<Vec<u8>>, ApiError> {
+    let Some(raw) = v.filter(|raw| raw.get() != "null") else {
+        return Ok(None);
+    };
+    match format {
+        Format::Json => Ok(Some(raw.get().as_bytes().to_vec())),
+        Format::Binary => match serde_json::from_str::<String>(raw.get()) {
+            Ok(text) => base64::engine::general_purpose::STANDARD
+                .decode(text.as_bytes())
+                .map(Some)
+                .map_err(|e| ApiError::invalid_payload(format!("records[{index}].{field} is not valid base64: {e}"))),
+            Err(_) => Err(ApiError::invalid_payload(format!(
+                "records[{index}].{field} must be a base64 string in the binary format"
+            ))),
+        },
     }
 }
 
 fn parse_request(format: Format, body: &[u8]) -> Result<Vec<Outgoing>, ApiError> {
-    let value: Value = serde_json::from_slice(body)
+    const SHAPE: &str = "request body must be {\"records\": [{\"value\": ...}, ...]}";
+    let value: &RawValue = serde_json::from_slice(body)
         .map_err(|e| ApiError::malformed(format!("request body is not valid JSON: {e}")))?;
-    let request: ProduceRequest = serde_json::from_value(value).map_err(|e| {
-        ApiError::invalid_payload(format!("request body must be {{\"records\": [{{\"value\": ...}}, ...]}}: {e}"))
-    })?;
+    if !value.get().starts_with('{') {
+        return Err(ApiError::invalid_payload(format!("{SHAPE}: the body is not an object")));
+    }
+    let request: ProduceRequest<'_> =
+        serde_json::from_str(value.get()).map_err(|e| ApiError::invalid_payload(format!("{SHAPE}: {e}")))?;
     if request.records.is_empty() {
         return Err(ApiError::invalid_payload("records must contain at least one record"));
     }
@@ -249,7 +271,15 @@ fn parse_request(format: Format, body: &[u8]) -> Result<Vec<Outgoing>, ApiError>
         .records
         .into_iter()
         .enumerate()
-        .map(|(i, r)| {
+        .map(|(i, raw)| {
+            // A record is an object: serde would also take a struct from an array.
+            if !raw.get().starts_with('{') {
+                return Err(ApiError::invalid_payload(format!(
+                    "records[{i}] must be an object with \"value\" (and optional \"key\", \"partition\")"
+                )));
+            }
+            let r: ProduceRecord<'_> =
+                serde_json::from_str(raw.get()).map_err(|e| ApiError::invalid_payload(format!("records[{i}]: {e}")))?;
             if r.value.is_none() && r.key.is_none() {
                 return Err(ApiError::invalid_payload(format!("records[{i}] has neither key nor value")));
             }
@@ -285,7 +315,15 @@ fn retriable(e: &KafkaError) -> bool {
     )
 }
 
-async fn produce(AxumState(state): AxumState<Arc<State>>, Path(topic): Path<String>, request: Request) -> Response {
+async fn produce(
+    AxumState(state): AxumState<Arc<State>>,
+    topic: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Response {
+    let topic = match topic {
+        Ok(Path(t)) => t,
+        Err(e) => return bad_path(e),
+    };
     let started = Instant::now();
     let (result, body_len) = produce_inner(&state, &topic, request).await;
     let response = match result {
@@ -314,25 +352,10 @@ async fn produce_inner(state: &Arc<State>, topic: &str, request: Request) -> (Re
         Ok(f) => f,
         Err(e) => return (Err(e), 0),
     };
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > state.max_body_bytes) {
-        // Read (and drop) what the client is sending, up to a cap, so it is not cut off
-        // mid-upload and gets to read the 413 instead of a broken pipe.
-        let cap = state.max_body_bytes.saturating_mul(4).max(32 * 1024 * 1024);
-        let mut stream = body.into_data_stream();
-        let mut seen = 0usize;
-        while let Some(Ok(chunk)) = futures::StreamExt::next(&mut stream).await {
-            seen += chunk.len();
-            if seen > cap {
-                break;
-            }
-        }
-        return (Err(ApiError::too_large(state.max_body_bytes)), 0);
-    }
-    let bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
+    // The guard has read the whole body already (within the size and time limits).
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(b) => b,
-        Err(_) => return (Err(ApiError::too_large(state.max_body_bytes)), 0),
+        Err(e) => return (Err(ApiError::malformed(format!("cannot read the request body: {e}"))), 0),
     };
     let len = bytes.len();
     (produce_records(state, topic, format, &bytes).await, len)
@@ -450,5 +473,25 @@ mod tests {
         assert_eq!(code(Format::Binary, br#"{"records":[{"value":"!!"}]}"#), Some((422, 42206)));
         assert_eq!(code(Format::Binary, br#"{"records":[{"value":{"a":1}}]}"#), Some((422, 42206)));
         assert_eq!(code(Format::Json, br#"{"records":[{"value":1,"partition":-1}]}"#), Some((422, 42206)));
+        // A record is an object, never an array (serde would read a struct from one).
+        assert_eq!(code(Format::Json, br#"{"records":[["k1",{"a":1},1]]}"#), Some((422, 42206)));
+        assert_eq!(code(Format::Json, br#"{"records":[1]}"#), Some((422, 42206)));
+        assert_eq!(code(Format::Json, br#"{"records":[{"value":1,"other":2}]}"#), Some((422, 42206)));
+    }
+
+    #[test]
+    fn json_values_pass_through_as_the_client_wrote_them() {
+        let body = br#"{"records":[{"key":123456789012345678901,"value":{"f": -1.703900619396251e-173, "big": 123456789012345678901, "s":"\u00e9"}}]}"#;
+        let records = parse_request(Format::Json, body).unwrap();
+        assert_eq!(records[0].key.as_deref(), Some(&b"123456789012345678901"[..]));
+        assert_eq!(
+            std::str::from_utf8(records[0].value.as_deref().unwrap()).unwrap(),
+            r#"{"f": -1.703900619396251e-173, "big": 123456789012345678901, "s":"\u00e9"}"#
+        );
+        // Binary values are the decoded bytes, whatever they hold.
+        let body = br#"{"records":[{"value":""},{"value":"CQ0="},{"value":"/wo="}]}"#;
+        let values: Vec<Vec<u8>> =
+            parse_request(Format::Binary, body).unwrap().into_iter().map(|r| r.value.unwrap()).collect();
+        assert_eq!(values, vec![b"".to_vec(), b"\t\r".to_vec(), vec![0xff, b'\n']]);
     }
 }
