@@ -411,3 +411,56 @@ def test_topics_create_rejects_zero_or_negative_partitions(services):
     res = pinpipe("topics", "create", "--user-id", uid, "--bootstrap-servers", BOOTSTRAP, "--partitions", 3,
                   "--json", check=True)
     assert all("1 partition" in t["message"] and not t["created"] for t in res.json), res.json
+
+
+# ------------------------------------------------------------------------------------------------
+# a full disk and a corrupt log: items 9, 10
+
+
+def limited_file_size(limit: int):
+    """preexec_fn: files this process writes cannot grow past `limit` bytes; writes beyond fail
+    with EFBIG, the way they fail with ENOSPC on a full disk."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_batch_on_a_full_disk_fails_in_one_line_and_the_rerun_is_exact(tmp_path):
+    import subprocess
+
+    from conftest import PINPIPE_BIN
+
+    landing, lake, clean_lake = tmp_path / "landing", tmp_path / "lake", tmp_path / "clean-lake"
+    pinpipe("emulate", "landing", "--landing", landing, "--events", 20000, "--seed", 5, check=True)
+    args = [PINPIPE_BIN, "batch", "--landing", str(landing), "--lake", str(lake), "--quiet"]
+    done = subprocess.run(args, capture_output=True, text=True, preexec_fn=limited_file_size(300_000),
+                          env=base_env(RUST_BACKTRACE="1"), timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "panicked" not in done.stderr, done.stderr[:3000]
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, done.stderr[-3000:]
+    assert "batch/_raw_" in errors[0] and "os error 27" in errors[0], errors[0]
+    rerun = pinpipe("batch", "--landing", landing, "--lake", lake, "--quiet", "--json")
+    assert rerun.returncode == 0, rerun.report()
+    clean = pinpipe("batch", "--landing", landing, "--lake", clean_lake, "--quiet", "--json")
+    assert rerun.json["analytics"] == clean.json["analytics"]
+    assert [t["clean_rows"] for t in rerun.json["tables"]] == [t["clean_rows"] for t in clean.json["tables"]]
+
+
+def test_a_corrupt_delta_log_is_named_by_its_file(tmp_path):
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    pinpipe("emulate", "landing", "--landing", landing, "--events", 50, "--seed", 5, check=True)
+    pinpipe("batch", "--landing", landing, "--lake", lake, "--quiet", check=True)
+    commit = sorted((lake / "batch" / "pin" / "_delta_log").glob("*.json"))[-1]
+    with open(commit, "a") as f:
+        f.write('\n{"add": {broken\n')
+    res = pinpipe("batch", "--landing", landing, "--lake", lake, "--quiet", env=base_env(RUST_BACKTRACE="1"))
+    assert res.returncode == 1, res.report()
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, res.report()
+    assert f"_delta_log/{commit.name}" in errors[0] and "batch/pin" in errors[0], errors[0]
+    assert "buoyant_kernel::" not in errors[0] and len(errors[0]) < 500, errors[0]

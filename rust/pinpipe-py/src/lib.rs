@@ -166,6 +166,7 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    pinpipe::install_panic_filter();
     m.add_function(wrap_pyfunction!(sink, m)?)?;
     m.add_function(wrap_pyfunction!(batch, m)?)?;
     m.add_function(wrap_pyfunction!(emulate, m)?)?;

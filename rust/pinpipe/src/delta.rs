@@ -96,7 +96,12 @@ impl Lake {
             .build()
             .map_err(delta_error(format!("open table {rel}")))?;
         if table.verify_deltatable_existence().await.map_err(delta_error(format!("open table {rel}")))? {
-            table.load().await.map_err(delta_error(format!("load table {rel}")))?;
+            if let Err(e) = table.load().await {
+                if let Some(bad) = corrupt_commit(&table).await {
+                    return Err(Error::Delta { context: format!("load table {rel}: {bad}"), source: Box::new(e) });
+                }
+                return Err(delta_error(format!("load table {rel}"))(e));
+            }
         }
         Ok(table)
     }
@@ -187,6 +192,33 @@ impl Lake {
         ctx.register_table(name, provider).map_err(Error::datafusion(format!("register {name}")))?;
         Ok(())
     }
+}
+
+/// The first commit file of the table's log that is not valid JSON lines, described with its
+/// path, line and parse error: the file a user must look at when a table cannot be loaded.
+async fn corrupt_commit(table: &DeltaTable) -> Option<String> {
+    use object_store::ObjectStoreExt;
+    let store = table.log_store().object_store(None);
+    let log = deltalake::Path::from("_delta_log");
+    let mut files: Vec<deltalake::Path> = store
+        .list(Some(&log))
+        .try_filter_map(|meta| async move { Ok(meta.location.as_ref().ends_with(".json").then_some(meta.location)) })
+        .try_collect()
+        .await
+        .ok()?;
+    files.sort();
+    for file in files {
+        let data = store.get(&file).await.ok()?.bytes().await.ok()?;
+        for (i, line) in data.split(|b| *b == b'\n').enumerate() {
+            if line.trim_ascii().is_empty() {
+                continue;
+            }
+            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+                return Some(format!("corrupt commit file {file} (line {}): {e}", i + 1));
+            }
+        }
+    }
+    None
 }
 
 /// Last version recorded by `app_id` in the table's `txn` actions.

@@ -197,15 +197,48 @@ where
     }
 }
 
+/// A message without the stack backtrace some libraries embed in it (with `RUST_BACKTRACE` set):
+/// frame lines (`  12: crate::fn`, `at src/x.rs:1:2`) are dropped, the rest joined on one line.
+fn without_backtrace(text: &str) -> String {
+    if !text.contains('\n') {
+        return text.to_string();
+    }
+    let is_frame = |line: &str| {
+        let t = line.trim_start();
+        t.starts_with("at ")
+            || t.split_once(": ").is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut out = String::new();
+    for line in text.lines() {
+        // A frame line can carry the message's tail after the last frame: `...S:81:0: Json error`.
+        let kept = if is_frame(line) {
+            match line.rfind(": ") {
+                Some(i) if line.trim_start().starts_with("at ") && !line[i + 2..].contains(".rs") => &line[i + 2..],
+                _ => "",
+            }
+        } else {
+            line
+        };
+        let kept = kept.trim();
+        if !kept.is_empty() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(kept);
+        }
+    }
+    out
+}
+
 /// An error and its causes on one line, each cause once. Layers often print their cause inside
 /// their own message as well as returning it as `source()`; walking the chain naively repeats it
 /// (`No such file (os error 2): No such file (os error 2)`). Each layer contributes only what its
 /// message adds to its cause's.
 pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut texts = vec![error.to_string()];
+    let mut texts = vec![without_backtrace(&error.to_string())];
     let mut cause = error.source();
     while let Some(c) = cause {
-        texts.push(c.to_string());
+        texts.push(without_backtrace(&c.to_string()));
         cause = c.source();
     }
     let mut parts: Vec<String> = Vec::new();
