@@ -106,7 +106,8 @@ def sink(*, config: PathLike | None = None, **settings: Any) -> dict[str, Any]:
     """Lands Kafka records in the landing zone (Confluent S3-sink layout), exactly once.
 
     Settings: ``landing``, ``user_id``, ``bootstrap_servers``, ``kafka_properties``, ``group_id``,
-    ``flush_size``, ``flush_bytes``, ``flush_interval`` (seconds), ``until_caught_up``, ``aws``.
+    ``flush_size``, ``flush_bytes``, ``flush_interval`` (seconds), ``until_caught_up``,
+    ``retry_deadline`` (seconds transient landing-zone failures are retried; default 120), ``aws``.
     Without ``until_caught_up=True`` it runs until interrupted.
     """
     return json.loads(_native().sink(_settings(settings), config=_config(config)))
@@ -116,7 +117,8 @@ def batch(*, config: PathLike | None = None, **settings: Any) -> dict[str, Any]:
     """Landing zone → raw and clean Delta tables → the nine analytics tables (incremental).
 
     Settings: ``landing``, ``lake``, ``user_id``, ``only`` (``"clean"`` or ``"analytics"``),
-    ``full_refresh``, ``concurrency``, ``aws``.
+    ``full_refresh``, ``concurrency``, ``retry_deadline`` (seconds a run is retried after transient
+    storage failures; default 120), ``aws``.
     """
     return json.loads(_native().batch(_settings(settings), config=_config(config)))
 
