@@ -264,6 +264,9 @@ class FaultyProxy:
                         break
                     if drop and self.mode == "drop":
                         break  # the reply is lost
+                    if not drop and self.mode == "fail-complete" and data.startswith(b"POST ") \
+                            and b"uploadId=" in data.split(b"\r\n", 1)[0]:
+                        break  # CompleteMultipartUpload never arrives
                     dst.sendall(data)
             except OSError:
                 pass
@@ -464,3 +467,38 @@ def test_a_corrupt_delta_log_is_named_by_its_file(tmp_path):
     assert len(errors) == 1, res.report()
     assert f"_delta_log/{commit.name}" in errors[0] and "batch/pin" in errors[0], errors[0]
     assert "buoyant_kernel::" not in errors[0] and len(errors[0]) < 500, errors[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# interrupted multipart uploads: item 12
+
+
+def test_a_failed_batch_leaves_no_incomplete_multipart_upload(tmp_path, services):
+    from conftest import s3_client
+
+    bucket = f"lake-{new_uid()}"
+    s3 = s3_client()
+    s3.create_bucket(Bucket=bucket)
+    landing = tmp_path / "landing"
+    # Enough records that the raw pin table's data file is written as a multipart upload (> 5 MiB).
+    pinpipe("emulate", "landing", "--landing", landing, "--events", 200000, "--seed", 9, check=True, timeout=600)
+    proxy = FaultyProxy(AWS_ENDPOINT)
+    proxy.mode = "fail-complete"
+    try:
+        res = pinpipe("batch", "--landing", landing, "--lake", f"s3://{bucket}/lake", "--quiet", "--retry-deadline", 1,
+                      env=base_env(AWS_ENDPOINT_URL=proxy.url), timeout=600)
+    finally:
+        proxy.close()
+    assert res.returncode == 1, res.report()
+    assert "CompleteMultipartUpload" in res.stderr or "complete" in res.stderr.lower(), res.report()
+    left = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert left == [], left
+
+
+def test_shared_settings_in_the_environment_do_not_break_jobs_without_them(tmp_path):
+    env = base_env(PINPIPE_BOOTSTRAP_SERVERS=BOOTSTRAP, PINPIPE_USER_ID="0123456789ab")
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    pinpipe("emulate", "landing", "--landing", landing, "--events", 20, env=env, check=True)
+    pinpipe("batch", "--landing", landing, "--lake", lake, "--quiet", env=env, check=True)
+    res = pinpipe("query", "top_category_by_year", "--lake", lake, "--json", env=env, check=True)
+    assert res.json, res.report()

@@ -393,7 +393,9 @@ async fn run(cli: Cli) -> Result<()> {
 impl Common {
     /// Adds the flags given to `layers`.
     fn apply(&self, layers: &mut Layers) {
-        layers.set("user_id", self.user_id.clone()).set("bootstrap_servers", self.bootstrap_servers.clone());
+        layers
+            .set_shared("user_id", self.user_id.clone())
+            .set_shared("bootstrap_servers", self.bootstrap_servers.clone());
     }
 }
 

@@ -40,13 +40,17 @@ pub mod env {
 pub struct Layers {
     pub file: Option<PathBuf>,
     pub given: serde_json::Map<String, serde_json::Value>,
+    /// Settings a front passes to every job alike (the CLI's shared flags, whose values may come
+    /// from `PINPIPE_*` through clap): each applies to the jobs that have the key and is ignored
+    /// by the others, so `PINPIPE_BOOTSTRAP_SERVERS` in the shell does not break `pinpipe batch`.
+    pub shared: serde_json::Map<String, serde_json::Value>,
     /// Read `PINPIPE_*` variables (on by default; tests turn it off).
     pub no_env: bool,
 }
 
 impl Layers {
     pub fn new(file: Option<PathBuf>) -> Self {
-        Layers { file, given: Default::default(), no_env: false }
+        Layers { file, given: Default::default(), shared: Default::default(), no_env: false }
     }
 
     /// Sets one explicit setting (`None` leaves the key to the lower layers).
@@ -54,6 +58,16 @@ impl Layers {
         if let Some(value) = value {
             let value = serde_json::to_value(value).expect("settings serialize to JSON");
             self.given.insert(key.to_string(), value);
+        }
+        self
+    }
+
+    /// Sets a setting shared by every job: applied to the jobs whose config has `key`, ignored by
+    /// the rest (an explicit [`set`](Self::set) of the same key wins).
+    pub fn set_shared<V: Serialize>(&mut self, key: &str, value: Option<V>) -> &mut Self {
+        if let Some(value) = value {
+            let value = serde_json::to_value(value).expect("settings serialize to JSON");
+            self.shared.insert(key.to_string(), value);
         }
         self
     }
@@ -77,8 +91,10 @@ impl Layers {
             figment = figment.merge(EnvLayer { keys: keys.clone() });
         }
         let given: Dict = self
-            .given
+            .shared
             .iter()
+            .filter(|(k, _)| keys.contains(&k.as_str()) && !self.given.contains_key(k.as_str()))
+            .chain(self.given.iter())
             .map(|(k, v)| Ok((k.clone(), Value::serialize(v).map_err(|e| Error::Config(e.to_string()))?)))
             .collect::<Result<_>>()?;
         figment = figment.merge(Given(given));

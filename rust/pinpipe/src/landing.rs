@@ -121,6 +121,78 @@ impl Store {
     }
 }
 
+/// Aborts the S3 multipart uploads under `url` (`s3://bucket/prefix`) that were started at or
+/// after `since` and never completed: the parts a failed or interrupted write leaves behind (a
+/// writer that fails at the completion step cannot abort its own upload). Returns how many were
+/// aborted; a local `url` has none.
+pub async fn abort_incomplete_uploads(url: &str, aws: &AwsConfig, since: std::time::SystemTime) -> Result<u64> {
+    let Some(rest) = url.strip_prefix("s3://").or_else(|| url.strip_prefix("s3a://")) else {
+        return Ok(0);
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let client = s3_client(aws).await;
+    let what = || format!("list incomplete uploads in {url}");
+    let mut aborted = 0;
+    let mut key_marker: Option<String> = None;
+    let mut id_marker: Option<String> = None;
+    loop {
+        let page = client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .prefix(prefix.trim_end_matches('/'))
+            .set_key_marker(key_marker.take())
+            .set_upload_id_marker(id_marker.take())
+            .send()
+            .await
+            .map_err(|e| Error::Http(format!("{}: {}", what(), aws_sdk_s3::error::DisplayErrorContext(&e))))?;
+        for upload in page.uploads() {
+            let started = upload.initiated().and_then(|t| std::time::SystemTime::try_from(*t).ok());
+            if started.is_none_or(|t| t < since) {
+                continue;
+            }
+            let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else { continue };
+            match client.abort_multipart_upload().bucket(bucket).key(key).upload_id(id).send().await {
+                Ok(_) => {
+                    aborted += 1;
+                    tracing::info!(key, "aborted an incomplete multipart upload");
+                }
+                Err(e) => {
+                    tracing::warn!(key, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "cannot abort an incomplete multipart upload")
+                }
+            }
+        }
+        if page.is_truncated() != Some(true) {
+            return Ok(aborted);
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        id_marker = page.next_upload_id_marker().map(str::to_string);
+    }
+}
+
+/// An S3 client for these settings: aws-config's default chain, with this config's explicit
+/// values on top; path-style addressing when an endpoint is set (local S3 servers).
+async fn s3_client(aws: &AwsConfig) -> aws_sdk_s3::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = aws.region() {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    if let Some(endpoint) = aws.endpoint() {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if let (Some(key), Some(secret)) = (&aws.access_key_id, &aws.secret_access_key) {
+        loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+            key,
+            secret.expose(),
+            aws.session_token.as_ref().map(|t| t.expose().to_string()),
+            None,
+            "pinpipe",
+        ));
+    }
+    let shared = loader.load().await;
+    let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(aws.endpoint().is_some()).build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 /// The one key of the line that stands for a record value that is not JSON.
 pub const UNDECODABLE_KEY: &str = "_pinpipe_undecodable_value_base64";
 

@@ -200,7 +200,18 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
     if config.concurrency == 0 {
         return Err(Error::Config("concurrency must be at least 1".into()));
     }
-    crate::error::retrying("batch run", config.retry_deadline, || run_once(&config)).await
+    let started = std::time::SystemTime::now();
+    let result = crate::error::retrying("batch run", config.retry_deadline, || run_once(&config)).await;
+    if result.is_err() {
+        // Data files whose upload failed at its completion step leave their parts behind.
+        let since = started - std::time::Duration::from_secs(5);
+        match crate::landing::abort_incomplete_uploads(&config.lake, &config.aws, since).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "aborted the incomplete uploads of this run"),
+            Err(e) => tracing::warn!(error = %e.one_line(), "cannot clean up this run's incomplete uploads"),
+        }
+    }
+    result
 }
 
 async fn run_once(config: &BatchConfig) -> Result<BatchSummary> {
