@@ -285,6 +285,12 @@ class FaultyProxy:
         self.server.close()
 
 
+def post_events(gw, events: int, seed: int) -> None:
+    res = pinpipe("emulate", "batch", "--user-id", gw.uid, "--gateway", gw.url, "--events", events, "--seed", seed,
+                  "--no-sleep", "--quiet")
+    assert res.returncode == 0, res.report()
+
+
 def outage_schedule(proxy: FaultyProxy, start: threading.Event, steps):
     def run():
         start.wait()
@@ -315,9 +321,7 @@ def test_sink_rides_out_object_store_outages_exactly_once(uid, bucket, procs):
         events = 0
         deadline = time.time() + 12
         while time.time() < deadline:
-            res = pinpipe("emulate", "batch", "--user-id", uid, "--gateway", gw.url, "--events", 5,
-                          "--seed", events, "--no-sleep", "--quiet", "--json")
-            assert res.returncode == 0, res.report()
+            post_events(gw, 5, seed=events)
             events += 5
         schedule.join()
         landing = Landing(landing_url)
@@ -339,9 +343,7 @@ def test_sink_rides_out_object_store_outages_exactly_once(uid, bucket, procs):
 def test_sink_gives_up_after_its_retry_deadline_with_one_line(uid, bucket, procs, services):
     create_topics(uid)
     gw = procs.gateway(uid)
-    res = pinpipe("emulate", "batch", "--user-id", uid, "--gateway", gw.url, "--events", 3, "--seed", 1,
-                  "--no-sleep", "--quiet")
-    assert res.returncode == 0, res.report()
+    post_events(gw, 3, seed=1)
     proxy = FaultyProxy(AWS_ENDPOINT)
     proxy.mode = "refuse"
     try:
@@ -359,9 +361,7 @@ def test_sink_gives_up_after_its_retry_deadline_with_one_line(uid, bucket, procs
 def test_batch_retries_transient_object_store_failures(uid, bucket, procs, tmp_path):
     create_topics(uid)
     gw = procs.gateway(uid)
-    res = pinpipe("emulate", "batch", "--user-id", uid, "--gateway", gw.url, "--events", 30, "--seed", 3,
-                  "--no-sleep", "--quiet")
-    assert res.returncode == 0, res.report()
+    post_events(gw, 30, seed=3)
     landing = f"s3://{bucket}/landing"
     run_sink_until_caught_up(uid, landing, 7)
     baseline = pinpipe("batch", "--user-id", uid, "--landing", landing, "--lake", tmp_path / "lake-a", "--quiet",

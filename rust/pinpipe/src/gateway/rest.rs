@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State as AxumState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -168,15 +167,7 @@ async fn list_topics(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap
     }
 }
 
-async fn describe_topic(
-    AxumState(state): AxumState<Arc<State>>,
-    topic: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-) -> Response {
-    let topic = match topic {
-        Ok(Path(t)) => t,
-        Err(e) => return bad_path(e),
-    };
+async fn describe_topic(AxumState(state): AxumState<Arc<State>>, Topic(topic): Topic, headers: HeaderMap) -> Response {
     let result = async {
         check_api_key(&state, &headers)?;
         check_topic(&state, &topic)?;
@@ -194,9 +185,19 @@ async fn describe_topic(
     }
 }
 
-/// A topic path that cannot be decoded (bad percent-encoding, not UTF-8).
-fn bad_path(e: PathRejection) -> Response {
-    ApiError::malformed(format!("invalid topic in the request path: {}", e.body_text())).into_response()
+/// The `{topic}` of the path; one that cannot be decoded (bad percent-encoding, not UTF-8) is
+/// a 400 with the JSON envelope.
+struct Topic(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Topic {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(topic)) => Ok(Topic(topic)),
+            Err(e) => Err(ApiError::malformed(format!("invalid topic in the request path: {}", e.body_text()))),
+        }
+    }
 }
 
 fn v2_json(status: StatusCode, body: Value) -> Response {
@@ -257,13 +258,17 @@ fn encode(format: Format, field: &str, index: usize, v: Option<&RawValue>) -> Re
 
 fn parse_request(format: Format, body: &[u8]) -> Result<Vec<Outgoing>, ApiError> {
     const SHAPE: &str = "request body must be {\"records\": [{\"value\": ...}, ...]}";
-    let value: &RawValue = serde_json::from_slice(body)
-        .map_err(|e| ApiError::malformed(format!("request body is not valid JSON: {e}")))?;
-    if !value.get().starts_with('{') {
-        return Err(ApiError::invalid_payload(format!("{SHAPE}: the body is not an object")));
+    if !body.trim_ascii_start().starts_with(b"{") {
+        // serde would read the request struct from an array too.
+        return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => ApiError::invalid_payload(format!("{SHAPE}: the body is not an object")),
+            Err(e) => ApiError::malformed(format!("request body is not valid JSON: {e}")),
+        });
     }
-    let request: ProduceRequest<'_> =
-        serde_json::from_str(value.get()).map_err(|e| ApiError::invalid_payload(format!("{SHAPE}: {e}")))?;
+    let request: ProduceRequest<'_> = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::invalid_payload(format!("{SHAPE}: {e}")),
+        _ => ApiError::malformed(format!("request body is not valid JSON: {e}")),
+    })?;
     if request.records.is_empty() {
         return Err(ApiError::invalid_payload("records must contain at least one record"));
     }
@@ -315,15 +320,7 @@ fn retriable(e: &KafkaError) -> bool {
     )
 }
 
-async fn produce(
-    AxumState(state): AxumState<Arc<State>>,
-    topic: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let topic = match topic {
-        Ok(Path(t)) => t,
-        Err(e) => return bad_path(e),
-    };
+async fn produce(AxumState(state): AxumState<Arc<State>>, Topic(topic): Topic, request: Request) -> Response {
     let started = Instant::now();
     let (result, body_len) = produce_inner(&state, &topic, request).await;
     let response = match result {
