@@ -473,26 +473,60 @@ def test_a_corrupt_delta_log_is_named_by_its_file(tmp_path):
 # interrupted multipart uploads: item 12
 
 
-def test_a_failed_batch_leaves_no_incomplete_multipart_upload(tmp_path, services):
+@pytest.fixture(scope="module")
+def big_landing(tmp_path_factory):
+    """Enough records that the raw pin table's data file is written as a multipart upload (> 5 MiB)."""
+    landing = tmp_path_factory.mktemp("big") / "landing"
+    pinpipe("emulate", "landing", "--landing", landing, "--events", 200000, "--seed", 9, check=True, timeout=600)
+    return landing
+
+
+def test_a_failed_batch_leaves_no_incomplete_multipart_upload(big_landing, services):
     from conftest import s3_client
 
     bucket = f"lake-{new_uid()}"
     s3 = s3_client()
     s3.create_bucket(Bucket=bucket)
-    landing = tmp_path / "landing"
-    # Enough records that the raw pin table's data file is written as a multipart upload (> 5 MiB).
-    pinpipe("emulate", "landing", "--landing", landing, "--events", 200000, "--seed", 9, check=True, timeout=600)
     proxy = FaultyProxy(AWS_ENDPOINT)
     proxy.mode = "fail-complete"
     try:
-        res = pinpipe("batch", "--landing", landing, "--lake", f"s3://{bucket}/lake", "--quiet", "--retry-deadline", 1,
-                      env=base_env(AWS_ENDPOINT_URL=proxy.url), timeout=600)
+        res = pinpipe("batch", "--landing", big_landing, "--lake", f"s3://{bucket}/lake", "--quiet",
+                      "--retry-deadline", 1, env=base_env(AWS_ENDPOINT_URL=proxy.url), timeout=600)
     finally:
         proxy.close()
     assert res.returncode == 1, res.report()
     assert "CompleteMultipartUpload" in res.stderr or "complete" in res.stderr.lower(), res.report()
     left = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     assert left == [], left
+
+
+def test_the_upload_of_a_killed_batch_is_aborted_by_a_later_run(big_landing, procs, services):
+    from conftest import s3_client
+
+    bucket = f"lake-{new_uid()}"
+    s3 = s3_client()
+    s3.create_bucket(Bucket=bucket)
+    lake = f"s3://{bucket}/lake"
+    batch = procs.start("batch", "batch", "--landing", big_landing, "--lake", lake, "--quiet")
+
+    def uploading():
+        assert batch.running(), f"batch ended before it started a multipart upload\n{batch.report()}"
+        return s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+    wait_for(uploading, 300, interval=0.02, what="batch to start a multipart upload")
+    batch.kill()
+    orphans = {u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+    assert orphans, "the killed run left no upload to clean up"
+
+    # A younger upload than --abandoned-upload-age may be a running writer's: it is left alone.
+    pinpipe("batch", "--landing", big_landing, "--lake", lake, "--quiet", check=True, timeout=600)
+    left = {u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+    assert left == orphans
+
+    res = pinpipe("batch", "--landing", big_landing, "--lake", lake, "--quiet", "--abandoned-upload-age", 0,
+                  check=True, timeout=600)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == [], res.report()
+    assert "aborted the incomplete uploads of an earlier run" in res.stderr, res.report()
 
 
 def test_shared_settings_in_the_environment_do_not_break_jobs_without_them(tmp_path):

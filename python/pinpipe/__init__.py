@@ -118,7 +118,9 @@ def batch(*, config: PathLike | None = None, **settings: Any) -> dict[str, Any]:
 
     Settings: ``landing``, ``lake``, ``user_id``, ``only`` (``"clean"`` or ``"analytics"``),
     ``full_refresh``, ``concurrency``, ``retry_deadline`` (seconds a run is retried after transient
-    storage failures; default 120), ``aws``.
+    storage failures; default 120), ``abandoned_upload_age`` (seconds after which an incomplete
+    multipart upload under the lake, left by a killed run, is aborted at the start of a run;
+    default 86400), ``aws``.
     """
     return json.loads(_native().batch(_settings(settings), config=_config(config)))
 

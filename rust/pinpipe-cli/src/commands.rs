@@ -215,6 +215,7 @@ pub async fn batch(mut layers: Layers, args: BatchArgs, json: bool) -> Result<()
         .set("only", stage(args.only)?)
         .set("concurrency", args.concurrency)
         .set("retry_deadline", secs(args.retry_deadline, "--retry-deadline")?)
+        .set("abandoned_upload_age", secs(args.abandoned_upload_age, "--abandoned-upload-age")?)
         .flag("progress", !args.quiet && !json);
     let summary = pinpipe::jobs::batch(&layers).await?;
     print(json, &summary, batch_text);

@@ -77,6 +77,10 @@ struct BatchArgs {
     /// Seconds the run is retried after transient storage failures before it fails [default: 120].
     #[arg(long)]
     retry_deadline: Option<f64>,
+    /// Incomplete multipart uploads under the lake older than this many seconds are aborted at
+    /// the start of the run (leftovers of a killed run) [default: 86400].
+    #[arg(long)]
+    abandoned_upload_age: Option<f64>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,

@@ -121,11 +121,15 @@ impl Store {
     }
 }
 
-/// Aborts the S3 multipart uploads under `url` (`s3://bucket/prefix`) that were started at or
-/// after `since` and never completed: the parts a failed or interrupted write leaves behind (a
-/// writer that fails at the completion step cannot abort its own upload). Returns how many were
+/// Aborts the S3 multipart uploads under `url` (`s3://bucket/prefix`) that were initiated in
+/// `started` and never completed: the parts a failed or killed write leaves behind (a writer that
+/// fails at the completion step, or is killed, cannot abort its own upload). Returns how many were
 /// aborted; a local `url` has none.
-pub async fn abort_incomplete_uploads(url: &str, aws: &AwsConfig, since: std::time::SystemTime) -> Result<u64> {
+pub async fn abort_incomplete_uploads(
+    url: &str,
+    aws: &AwsConfig,
+    started: impl std::ops::RangeBounds<std::time::SystemTime>,
+) -> Result<u64> {
     let Some(rest) = url.strip_prefix("s3://").or_else(|| url.strip_prefix("s3a://")) else {
         return Ok(0);
     };
@@ -146,8 +150,8 @@ pub async fn abort_incomplete_uploads(url: &str, aws: &AwsConfig, since: std::ti
             .await
             .map_err(|e| Error::Http(format!("{}: {}", what(), aws_sdk_s3::error::DisplayErrorContext(&e))))?;
         for upload in page.uploads() {
-            let started = upload.initiated().and_then(|t| std::time::SystemTime::try_from(*t).ok());
-            if started.is_none_or(|t| t < since) {
+            let initiated = upload.initiated().and_then(|t| std::time::SystemTime::try_from(*t).ok());
+            if !initiated.is_some_and(|t| started.contains(&t)) {
                 continue;
             }
             let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else { continue };

@@ -58,6 +58,12 @@ pub struct BatchConfig {
     /// over from what the tables hold. Default 120 s.
     #[serde(with = "crate::config::duration_secs")]
     pub retry_deadline: std::time::Duration,
+    /// Multipart uploads under the lake that were started longer ago than this and never
+    /// completed are aborted when a run starts: they are the leftovers of a run that was killed
+    /// while writing a data file (a run that fails aborts its own at once). Keep it longer than
+    /// any writer of the lake takes to write one file. Default 86,400 s (one day).
+    #[serde(with = "crate::config::duration_secs")]
+    pub abandoned_upload_age: std::time::Duration,
 }
 
 /// A stage of the batch job.
@@ -93,6 +99,7 @@ impl Default for BatchConfig {
             only: None,
             aws: AwsConfig::default(),
             retry_deadline: std::time::Duration::from_secs(120),
+            abandoned_upload_age: std::time::Duration::from_secs(86_400),
         }
     }
 }
@@ -201,17 +208,26 @@ pub async fn run_batch(config: BatchConfig) -> Result<BatchSummary> {
         return Err(Error::Config("concurrency must be at least 1".into()));
     }
     let started = std::time::SystemTime::now();
+    // A run killed while it wrote a data file left that file's upload open.
+    let abandoned = started.checked_sub(config.abandoned_upload_age).unwrap_or(std::time::UNIX_EPOCH);
+    abort_uploads(&config, ..abandoned, "aborted the incomplete uploads of an earlier run").await;
     let result = crate::error::retrying("batch run", config.retry_deadline, || run_once(&config)).await;
     if result.is_err() {
         // Data files whose upload failed at its completion step leave their parts behind.
         let since = started - std::time::Duration::from_secs(5);
-        match crate::landing::abort_incomplete_uploads(&config.lake, &config.aws, since).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(uploads = n, "aborted the incomplete uploads of this run"),
-            Err(e) => tracing::warn!(error = %e.one_line(), "cannot clean up this run's incomplete uploads"),
-        }
+        abort_uploads(&config, since.., "aborted the incomplete uploads of this run").await;
     }
     result
+}
+
+/// Aborts the lake's incomplete multipart uploads started in `started`; a failure to do so is
+/// logged, never fatal (S3 lifecycle rules are the last resort).
+async fn abort_uploads(config: &BatchConfig, started: impl std::ops::RangeBounds<std::time::SystemTime>, done: &str) {
+    match crate::landing::abort_incomplete_uploads(&config.lake, &config.aws, started).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(uploads = n, "{done}"),
+        Err(e) => tracing::warn!(error = %e.one_line(), "cannot abort the lake's incomplete uploads"),
+    }
 }
 
 async fn run_once(config: &BatchConfig) -> Result<BatchSummary> {
