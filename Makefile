@@ -2,7 +2,7 @@
 export PINPIPE_CACHE ?= $(HOME)/.cache/pinpipe
 export CARGO_TARGET_DIR ?= $(PINPIPE_CACHE)/target
 
-.PHONY: demo test services-up services-down lint bench bench-python wheel wheel-dev
+.PHONY: demo test services-up services-down lint bench bench-batch bench-stream bench-python wheel wheel-dev
 
 demo:            ## run the pipeline end to end on embedded defaults
 	scripts/setup.sh
@@ -31,6 +31,12 @@ wheel-dev:       ## a debug wheel for this machine, as the tests use it
 
 bench:
 	scripts/bench.sh
+
+bench-batch:     ## pinpipe batch against PySpark and the decode floor
+	scripts/bench_batch.sh
+
+bench-stream:    ## pinpipe stream against a bare GetRecords loop; PutRecord-to-row latency
+	scripts/bench_stream.sh
 
 bench-python:    ## pinpipe.batch/query from Python against the CLI and the deltalake package
 	scripts/bench_python.sh

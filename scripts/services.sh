@@ -4,12 +4,14 @@
 #
 #   tansu    Kafka-protocol broker (Tansu 0.6, cargo-installed once and cached), sqlite storage
 #            that survives a broker restart
-#   moto     moto's server (S3 + Kinesis), in memory: a restart forgets everything
+#   moto     moto's server (S3), in memory: a restart forgets everything
+#   kinesis  kinesalite (Kinesis API, from npm: closer to Kinesis than moto's, whose SplitShard and
+#            MergeShards move or copy the parent's records into the children), in memory
 #   mariadb  a MariaDB instance owned by the project: its own datadir, socket, pid file and port;
 #            the machine's own MariaDB (if any) is never touched
 #
 # Usage: scripts/services.sh up|down|status|env
-#        scripts/services.sh start|stop|restart|logs NAME      (NAME: tansu, moto or mariadb)
+#        scripts/services.sh start|stop|restart|logs NAME      (NAME: tansu, moto, kinesis, mariadb)
 #
 # `up` installs whatever is missing (cargo, pip, apt; run as root on Debian), starts only what is
 # not running and waits until each service answers. `env` prints `export` lines to `eval` in a
@@ -21,6 +23,7 @@
 #   PINPIPE_SERVICES_DIR          [$PINPIPE_CACHE/services]  state, logs/, run/ (pid files)
 #   PINPIPE_KAFKA_PORT            [19092]
 #   PINPIPE_MOTO_PORT             [15000]
+#   PINPIPE_KINESIS_PORT          [14567]
 #   PINPIPE_MARIADB_PORT          [13306]
 #   PINPIPE_TEST_DB_PASSWORD      [pinpipe-test-pw]  password of MariaDB's root over TCP
 #   PINPIPE_TANSU_BIN             [$PINPIPE_CACHE/tansu/bin/tansu]  use this tansu binary
@@ -33,7 +36,7 @@
 
 set -euo pipefail
 
-readonly SERVICES=(tansu moto mariadb)
+readonly SERVICES=(tansu moto kinesis mariadb)
 readonly TANSU_VERSION=0.6.0
 readonly TANSU_FEATURES=dynostore,libsql
 
@@ -41,6 +44,7 @@ CACHE="${PINPIPE_CACHE:-$HOME/.cache/pinpipe}"
 DIR="${PINPIPE_SERVICES_DIR:-$CACHE/services}"
 KAFKA_PORT="${PINPIPE_KAFKA_PORT:-19092}"
 MOTO_PORT="${PINPIPE_MOTO_PORT:-15000}"
+KINESIS_PORT="${PINPIPE_KINESIS_PORT:-14567}"
 MARIADB_PORT="${PINPIPE_MARIADB_PORT:-13306}"
 DB_PASSWORD="${PINPIPE_TEST_DB_PASSWORD:-pinpipe-test-pw}"
 TANSU_ROOT="$CACHE/tansu"
@@ -82,7 +86,7 @@ commands:
   restart NAME    stop, then start one service
   logs NAME       print the last 200 lines of a service's log (`logs NAME -f` follows it)
 
-services: tansu (Kafka broker), moto (S3 + Kinesis), mariadb (MySQL)
+services: tansu (Kafka broker), moto (S3), kinesis (kinesalite), mariadb (MySQL)
 EOF
 }
 
@@ -93,6 +97,7 @@ port_of() {
     case "$1" in
         tansu) printf '%s' "$KAFKA_PORT" ;;
         moto) printf '%s' "$MOTO_PORT" ;;
+        kinesis) printf '%s' "$KINESIS_PORT" ;;
         mariadb) printf '%s' "$MARIADB_PORT" ;;
     esac
 }
@@ -102,6 +107,7 @@ cmd_marker() {
     case "$1" in
         tansu) printf 'tansu' ;;
         moto) printf 'moto.server' ;;
+        kinesis) printf 'kinesalite' ;;
         mariadb) printf 'mariadbd' ;;
     esac
 }
@@ -117,14 +123,13 @@ check_name() {
 
 check_config() {
     local p
-    for p in "$KAFKA_PORT" "$MOTO_PORT" "$MARIADB_PORT"; do
+    for p in "$KAFKA_PORT" "$MOTO_PORT" "$KINESIS_PORT" "$MARIADB_PORT"; do
         if ! [[ "$p" =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)); then
             die "invalid port: $p"
         fi
     done
-    if [[ "$KAFKA_PORT" == "$MOTO_PORT" || "$KAFKA_PORT" == "$MARIADB_PORT" ||
-        "$MOTO_PORT" == "$MARIADB_PORT" ]]; then
-        die "the three ports must differ (kafka $KAFKA_PORT, moto $MOTO_PORT, mariadb $MARIADB_PORT)"
+    if (($(printf '%s\n' "$KAFKA_PORT" "$MOTO_PORT" "$KINESIS_PORT" "$MARIADB_PORT" | sort -u | wc -l) != 4)); then
+        die "the four ports must differ (kafka $KAFKA_PORT, moto $MOTO_PORT, kinesis $KINESIS_PORT, mariadb $MARIADB_PORT)"
     fi
     for p in "$READY_TIMEOUT" "$STOP_TIMEOUT" "$BUILD_TIMEOUT"; do
         [[ "$p" =~ ^[0-9]+$ ]] || die "invalid timeout: $p"
@@ -373,6 +378,28 @@ ensure_moto() {
     MOTO_PY="$venv/bin/python"
 }
 
+# kinesalite from npm, at the versions of scripts/kinesalite/package-lock.json, into the cache.
+KINESALITE_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/kinesalite"
+KINESALITE_DIR="$CACHE/kinesalite"
+
+ensure_kinesalite() {
+    local log="$DIR/logs/install.log"
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm
+    fi
+    cp "$KINESALITE_SRC/serve.js" "$KINESALITE_DIR/serve.js" 2>/dev/null || true
+    if [[ -f "$KINESALITE_DIR/node_modules/kinesalite/index.js" ]] &&
+        cmp -s "$KINESALITE_SRC/package-lock.json" "$KINESALITE_DIR/package-lock.json"; then
+        return 0
+    fi
+    say "kinesis: npm ci kinesalite into $KINESALITE_DIR (log: $log)"
+    mkdir -p "$KINESALITE_DIR"
+    cp "$KINESALITE_SRC/package.json" "$KINESALITE_SRC/package-lock.json" "$KINESALITE_SRC/serve.js" "$KINESALITE_DIR/"
+    # --ignore-scripts: its optional leveldown build is not needed (the store is in memory).
+    (cd "$KINESALITE_DIR" && npm ci --ignore-scripts --no-audit --no-fund) >>"$log" 2>&1 ||
+        die "npm ci kinesalite failed; see $log"
+}
+
 # Binaries of the Debian packages; /usr/sbin may be missing from a non-root PATH.
 mdb_bin() {
     local b
@@ -437,6 +464,20 @@ except urllib.error.HTTPError:
 EOF
 }
 
+# Any HTTP response from kinesalite.
+kinesis_ready() {
+    port_open "$KINESIS_PORT" || return 1
+    python3 - "http://127.0.0.1:$KINESIS_PORT/" <<'EOF' 2>/dev/null
+import sys, urllib.error, urllib.request
+
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    opener.open(sys.argv[1], timeout=3).read()
+except urllib.error.HTTPError:
+    pass
+EOF
+}
+
 mariadb_ready() {
     "$(mdb_bin mariadb-admin mysqladmin)" --no-defaults --protocol=SOCKET --socket="$MDB_SOCK" \
         --connect-timeout=2 ping >/dev/null 2>&1
@@ -478,6 +519,16 @@ start_moto() {
     mkdir -p "$DIR/moto"
     launch moto "$DIR/moto" "$MOTO_PY" -m moto.server -H 127.0.0.1 -p "$MOTO_PORT"
     wait_ready moto
+}
+
+# ---------------------------------------------------------------------------------------------
+# kinesis
+
+start_kinesis() {
+    ensure_kinesalite
+    mkdir -p "$DIR/kinesis"
+    launch kinesis "$DIR/kinesis" node "$KINESALITE_DIR/serve.js" "$KINESIS_PORT"
+    wait_ready kinesis
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -605,6 +656,7 @@ cmd_env() {
         PINPIPE_BOOTSTRAP_SERVERS "127.0.0.1:$KAFKA_PORT" \
         PINPIPE_TANSU_BIN "$TANSU_BIN" \
         AWS_ENDPOINT_URL "http://127.0.0.1:$MOTO_PORT" \
+        AWS_ENDPOINT_URL_KINESIS "http://127.0.0.1:$KINESIS_PORT" \
         AWS_ACCESS_KEY_ID testing \
         AWS_SECRET_ACCESS_KEY testing \
         AWS_DEFAULT_REGION us-east-1 \
@@ -670,7 +722,7 @@ main() {
     case "$cmd" in
         up)
             take_lock
-            for name in mariadb moto tansu; do
+            for name in mariadb moto kinesis tansu; do
                 cmd_start "$name"
             done
             ;;

@@ -23,6 +23,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -63,6 +64,9 @@ _load_services_env()
 
 BOOTSTRAP = os.environ.get("PINPIPE_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 AWS_ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:15000")
+# Kinesis is kinesalite (scripts/services.sh): moto's Kinesis moves a parent's records into its
+# children on SplitShard, which no reader can stay exact over.
+KINESIS_ENDPOINT = os.environ.setdefault("AWS_ENDPOINT_URL_KINESIS", "http://127.0.0.1:14567")
 for _name, _value in (
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -360,6 +364,7 @@ def services():
     checks = {
         "Kafka (tansu)": BOOTSTRAP.split(",")[0],
         "S3 (moto)": re.sub(r"^https?://", "", AWS_ENDPOINT).rstrip("/"),
+        "Kinesis (kinesalite)": re.sub(r"^https?://", "", KINESIS_ENDPOINT).rstrip("/"),
         "MySQL (mariadb)": f"{os.environ.get('PINPIPE_TEST_MYSQL_HOST', '127.0.0.1')}:"
         f"{os.environ.get('PINPIPE_TEST_MYSQL_PORT', '13306')}",
     }
@@ -499,6 +504,40 @@ def s3_client():
         "s3", endpoint_url=AWS_ENDPOINT, region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         config=Config(retries={"max_attempts": 5, "mode": "standard"}),
     )
+
+
+def kinesis_client():
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "kinesis", endpoint_url=KINESIS_ENDPOINT, region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+    )
+
+
+def s3_storage_options() -> dict:
+    """What the `deltalake` package needs to read a lake on moto."""
+    return {
+        "AWS_ENDPOINT_URL": AWS_ENDPOINT,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+    }
+
+
+def delta_rows(uri: str) -> list[dict]:
+    """Every row of a Delta table (local path or s3://), read with the `deltalake` package."""
+    from deltalake import DeltaTable
+
+    options = s3_storage_options() if str(uri).startswith("s3://") else None
+    return DeltaTable(str(uri), storage_options=options).to_pyarrow_table().to_pylist()
+
+
+def create_streams(uid: str, shards: int = 2) -> None:
+    res = pinpipe("streams", "create", "--user-id", uid, "--shards", shards, "--json", timeout=120).check()
+    assert {c["stream"] for c in res.json} == {f"streaming-{uid}-{t}" for t in TABLES}, res.report()
 
 
 @pytest.fixture
@@ -700,3 +739,118 @@ def run_sink_until_caught_up(uid: str, landing: str, flush_size: int, *extra, ti
     )
     assert res.returncode == 0, res.report()
     return res.json
+
+
+# ------------------------------------------------------------------------------------------------
+# faults
+
+
+class FaultyProxy:
+    """A TCP proxy in front of a server (S3, Kinesis) that can refuse connections, reset them,
+    pass requests on and drop the replies, or (`fail-complete`) hold back S3's
+    CompleteMultipartUpload requests."""
+
+    def __init__(self, target: str):
+        self.target = host_port(target.removeprefix("http://"))
+        self.mode = "pass"
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.server.listen(128)
+        self.closed = False
+        self.open: set = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if self.mode == "refuse" or self.mode == "reset":
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                client.close()
+                continue
+            if self.mode == "throttle":
+                threading.Thread(target=self._throttle, args=(client,), daemon=True).start()
+                continue
+            threading.Thread(target=self._pipe, args=(client, self.mode), daemon=True).start()
+
+    def _pipe(self, client, mode):
+        try:
+            upstream = socket.create_connection(self.target, timeout=30)
+        except OSError:
+            client.close()
+            return
+        self.open.add(client)
+
+        def forward(src, dst, drop):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    if drop and self.mode == "drop":
+                        break  # the reply is lost
+                    if not drop and self.mode == "fail-complete" and data.startswith(b"POST ") \
+                            and b"uploadId=" in data.split(b"\r\n", 1)[0]:
+                        break  # CompleteMultipartUpload never arrives
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
+
+        threading.Thread(target=forward, args=(client, upstream, False), daemon=True).start()
+        forward(upstream, client, True)
+
+    def _throttle(self, client):
+        """Answers each request the way Kinesis answers over its limit."""
+        body = b'{"__type":"ProvisionedThroughputExceededException","message":"Rate exceeded for shard"}'
+        reply = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            while len(rest) < length:
+                chunk = client.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+            client.sendall(reply)
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+    def outage(self, mode: str) -> None:
+        """Switches to `mode` and resets every connection open now (keep-alive ones included)."""
+        self.mode = mode
+        for conn in list(self.open):
+            try:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            except OSError:
+                pass
+            self.open.discard(conn)
+
+    def close(self):
+        self.closed = True
+        self.server.close()

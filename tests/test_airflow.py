@@ -2,7 +2,8 @@
 with the wheel installed in Airflow's own venv: `dags/` loads with no import errors and without
 loading the native core, and `airflow dags test 0eaf46a0829f_dag <date>` against Tansu and moto's
 S3 — after the emulator posted events through the gateway — fills the clean and the nine analytics
-Delta tables with what the CLI computes from the same landing zone. A second `dags test` of the
+Delta tables with what the CLI computes from the same landing zone, and its stream catch-up task
+fills the stream tables from Kinesis (kinesalite) with every streamed record once. A second `dags test` of the
 same date, and a retried task, leave every table's rows unchanged.
 
 AWS and Kafka reach the tasks only through Airflow connections (`aws_default`, `kafka_default`)
@@ -20,9 +21,12 @@ import pytest
 from conftest import (
     AWS_ENDPOINT,
     BOOTSTRAP,
+    KINESIS_ENDPOINT,
     REPO,
     base_env,
+    create_streams,
     create_topics,
+    delta_rows,
     drawn_rows,
     pinpipe,
     run_emulator,
@@ -120,7 +124,8 @@ def airflow(request, tmp_path, uid, bucket):
         connections={
             "aws_default": {
                 "conn_type": "aws", "login": "testing", "password": "testing",
-                "extra": {"region_name": "us-east-1", "endpoint_url": AWS_ENDPOINT},
+                "extra": {"region_name": "us-east-1", "endpoint_url": AWS_ENDPOINT,
+                          "service_config": {"kinesis": {"endpoint_url": KINESIS_ENDPOINT}}},
             },
             "kafka_default": {"conn_type": "kafka", "extra": {"bootstrap.servers": BOOTSTRAP, "group.id": "ignored"}},
         },
@@ -143,17 +148,21 @@ def test_the_dag_folder_loads_without_errors_or_the_native_core(airflow):
     )
     assert res.returncode == 0, res.stderr
     assert [line for line in res.stdout.splitlines() if line.startswith("> ")] == [
-        "> ['analytics', 'clean', 'sink_drain'] False",
-        "> [('sink_drain', ['clean']), ('clean', ['analytics']), ('analytics', [])]",
+        "> ['analytics', 'clean', 'sink_drain', 'stream_catch_up'] False",
+        "> [('sink_drain', ['clean']), ('clean', ['analytics']), ('analytics', []), ('stream_catch_up', [])]",
         "> False 1 0eaf46a0829f",
     ], res.stdout
 
 
 def test_dags_test_runs_the_batch_pipeline_exactly_once(airflow, uid, bucket, procs, tmp_path):
     create_topics(uid, partitions=2)
+    create_streams(uid, shards=2)
     gateway = procs.gateway(uid)
     events, seed = 300, 41
     run_emulator(gateway, events, seed, "--concurrency", "4")
+    streamed = pinpipe("emulate", "stream", "--user-id", uid, "--gateway", gateway.url, "--events", 120, "--seed", 42,
+                       "--no-sleep", "--quiet", timeout=300)
+    assert streamed.returncode == 0, streamed.report()
 
     first = airflow.run("dags", "test", DAG_ID, DATE)
     lake = f"s3://{bucket}/lake"
@@ -185,10 +194,15 @@ def test_dags_test_runs_the_batch_pipeline_exactly_once(airflow, uid, bucket, pr
     ], clean
     analytics = airflow.xcom("analytics")
     assert [a["name"] for a in analytics["analytics"]] == list(ANALYTICS)
+    stream = airflow.xcom("stream_catch_up")
+    assert stream["rows"] == {f"{uid}_{t}_table": 120 for t in ("geo", "pin", "user")}, stream
+    streamed_rows = {t: sorted(r["ind"] for r in delta_rows(f"{lake}/stream/{uid}_{t}_table")) for t in CLEAN}
+    assert streamed_rows == {t: sorted(drawn_rows(42, 120)) for t in CLEAN}
 
     # The same date again, then one task retried alone: nothing is added twice.
     airflow.run("dags", "test", DAG_ID, DATE)
     assert dump(lake) == got, "a second dags test of the same date changed the tables"
+    assert {t: sorted(r["ind"] for r in delta_rows(f"{lake}/stream/{uid}_{t}_table")) for t in CLEAN} == streamed_rows
     airflow.run("tasks", "test", DAG_ID, "clean", DATE)
     assert dump(lake) == got, "a retried clean task changed the tables"
     raw = delta_table(f"{lake}/batch/_raw_pin").to_pyarrow_table()

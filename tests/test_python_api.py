@@ -341,3 +341,29 @@ def test_demo_runs_the_pipeline_in_process(tmp_path):
     assert [t["records_read"] for t in summary["batch"]["tables"]] == [200, 200, 200]
     assert [a["name"] for a in summary["batch"]["analytics"]] == list(ANALYTICS)
     assert pinpipe.query("pin", lake=tmp_path / "demo" / "lake").num_rows == len(set(drawn_rows(100, 200)))
+    # The streaming half, through the Kinesis stand-in: every event is a row (no deduplication).
+    assert summary["emulate_stream"]["events_sent"] == 200
+    assert summary["stream"]["rows"] == {"0eaf46a0829f_pin_table": 200, "0eaf46a0829f_geo_table": 200,
+                                         "0eaf46a0829f_user_table": 200}
+    streamed = pinpipe.query("0eaf46a0829f_geo_table", lake=tmp_path / "demo" / "lake")
+    assert sorted(streamed.column("ind").to_pylist()) == sorted(drawn_rows(100, 200))
+
+
+def test_the_streaming_jobs_from_python(procs, tmp_path, services):
+    from conftest import new_uid
+
+    uid = new_uid()
+    created = pinpipe.streams_create(user_id=uid, shards=2)
+    assert [c["changed"] for c in created] == [True, True, True]
+    assert [d["open_shards"] for d in pinpipe.streams_describe(user_id=uid)] == [2, 2, 2]
+    gateway = procs.gateway(uid, bootstrap="127.0.0.1:9")
+    sent = pinpipe.emulate("stream", user_id=uid, gateway=gateway.url, events=30, seed=3, no_sleep=True)
+    assert sent["events_sent"] == 30 and sent["records_sent"] == 90
+    summary = pinpipe.stream(user_id=uid, lake=tmp_path / "lake", until_caught_up=True)
+    assert sum(summary["rows"].values()) == 90 and summary["dead_letters"] == 0
+    table = pinpipe.query(f"{uid}_user_table", lake=tmp_path / "lake", user_id=uid)
+    assert sorted(table.column("ind").to_pylist()) == sorted(drawn_rows(3, 30))
+    assert table.schema.field("sequence_number").type == pa.string()
+    with pytest.raises(pinpipe.BrokerError, match="not found"):
+        pinpipe.stream(user_id=new_uid(), lake=tmp_path / "other", until_caught_up=True)
+    assert [c["changed"] for c in pinpipe.streams_delete(user_id=uid)] == [True, True, True]

@@ -12,7 +12,8 @@ safe because every commit they make is atomic; then :class:`KeyboardInterrupt` i
 
 Connections are settings too: ``bootstrap_servers=`` and ``kafka_properties={...}`` (librdkafka
 properties) for Kafka, ``aws={"access_key_id", "secret_access_key", "session_token", "region",
-"endpoint_url"}`` for S3 (unset: the standard AWS environment).
+"endpoint_url", "kinesis_endpoint_url"}`` for S3 and Kinesis (unset: the standard AWS
+environment and credential chain).
 
 Nothing is logged until :func:`init_logging` is called; then the core's events go to the
 ``pinpipe`` logger of :mod:`logging`.
@@ -54,6 +55,11 @@ __all__ = [
     "query",
     "sink",
     "stop_running",
+    "stream",
+    "streams_create",
+    "streams_delete",
+    "streams_describe",
+    "streams_list",
     "topics_create",
 ]
 
@@ -131,14 +137,54 @@ def emulate(kind: str = "batch", *, config: PathLike | None = None, **settings: 
     ``kind="batch"`` posts each event's pin, geo and user rows to the gateway's REST-proxy API, as
     the original emulator did (settings: ``gateway``, ``events`` (0: until interrupted), ``seed``,
     ``no_sleep``, ``concurrency``, ``source`` (``"synthetic"`` or ``"mysql"``), ``db_creds``,
-    ``api_key``, ``retry_for``, ``user_id``). ``kind="landing"`` writes drawn events straight into
-    a landing zone (settings: ``landing``, ``events``, ``seed``, ``flush_size``, ``rows``).
+    ``api_key``, ``retry_for``, ``user_id``). ``kind="stream"`` puts the same rows to the gateway's
+    Kinesis-proxy API (``PUT /streams/streaming-<uid>-<t>/record``), as the original streaming
+    emulator did, with the same settings. ``kind="landing"`` writes drawn events straight into a
+    landing zone (settings: ``landing``, ``events``, ``seed``, ``flush_size``, ``rows``).
     """
     if kind == "batch":
         return json.loads(_native().emulate(_settings(settings), config=_config(config)))
+    if kind == "stream":
+        return json.loads(_native().emulate_stream(_settings(settings), config=_config(config)))
     if kind == "landing":
         return json.loads(_native().emulate_landing(_settings(settings), config=_config(config)))
-    raise _native().ConfigError(f"unknown emulator {kind!r}: use 'batch' or 'landing'")
+    raise _native().ConfigError(f"unknown emulator {kind!r}: use 'batch', 'stream' or 'landing'")
+
+
+def stream(*, config: PathLike | None = None, **settings: Any) -> dict[str, Any]:
+    """Reads the user's three Kinesis streams into the Delta stream tables, exactly once.
+
+    Settings: ``lake``, ``user_id``, ``start`` (``"trim-horizon"``, ``"latest"`` or an RFC 3339
+    time, for shards with no position in their table), ``until_caught_up``, ``commit_interval``,
+    ``max_batch_records``, ``poll_interval``, ``lease_duration``, ``worker_id``, ``retry_deadline``,
+    ``aws``. Without ``until_caught_up=True`` it runs until interrupted.
+    """
+    return json.loads(_native().stream(_settings(settings), config=_config(config)))
+
+
+def streams_create(*, config: PathLike | None = None, **settings: Any) -> list[dict[str, Any]]:
+    """Creates the user's three Kinesis streams (existing ones are left alone), each ``ACTIVE``.
+
+    Settings: ``user_id``, ``streams`` (names instead of the three), ``shards``, ``wait``, ``aws``.
+    """
+    return json.loads(_native().streams("create", _settings(settings), config=_config(config)))
+
+
+def streams_list(*, config: PathLike | None = None, **settings: Any) -> list[str]:
+    """Every Kinesis stream of the account and region. Settings: ``aws``."""
+    return json.loads(_native().streams("list", _settings(settings), config=_config(config)))
+
+
+def streams_describe(*, config: PathLike | None = None, **settings: Any) -> list[dict[str, Any]]:
+    """Status and shards (with their parents) of the user's streams. Settings: ``user_id``,
+    ``streams``, ``aws``."""
+    return json.loads(_native().streams("describe", _settings(settings), config=_config(config)))
+
+
+def streams_delete(*, config: PathLike | None = None, **settings: Any) -> list[dict[str, Any]]:
+    """Deletes the user's streams and waits until they are gone. Settings: ``user_id``,
+    ``streams``, ``wait``, ``aws``."""
+    return json.loads(_native().streams("delete", _settings(settings), config=_config(config)))
 
 
 def demo(*, config: PathLike | None = None, **settings: Any) -> dict[str, Any]:
@@ -166,7 +212,7 @@ def query(
     the result of ``sql`` run with every lake table registered by name, as a ``pyarrow.Table``
     (handed over through the Arrow C stream interface, no copy through JSON).
 
-    Settings: ``lake``, ``aws``.
+    Settings: ``lake``, ``user_id`` (whose stream tables, ``<uid>_pin_table``, ...), ``aws``.
     """
     import pyarrow
 

@@ -12,7 +12,8 @@ Connections:
 
 - AWS (``aws_conn_id``, default ``aws_default``), as the Amazon provider reads it: login = access
   key id, password = secret access key, extra ``region_name``, ``endpoint_url`` (or
-  ``service_config.s3.endpoint_url``) and ``aws_session_token``. ``aws_conn_id=None``, or a
+  ``service_config.s3.endpoint_url``; Kinesis: ``service_config.kinesis.endpoint_url``, else
+  ``endpoint_url``) and ``aws_session_token``. ``aws_conn_id=None``, or a
   connection that does not exist, leaves AWS to the worker's standard credential chain.
 - Kafka (``kafka_config_id``, default ``kafka_default``), as the Apache Kafka provider reads it:
   extra is the librdkafka configuration; ``bootstrap.servers`` is the broker list, the other keys
@@ -39,6 +40,7 @@ __all__ = [
     "PinpipeAnalyticsOperator",
     "PinpipeBatchOperator",
     "PinpipeSinkOperator",
+    "PinpipeStreamOperator",
     "aws_settings",
     "kafka_settings",
 ]
@@ -87,6 +89,9 @@ def aws_settings(aws_conn_id: str | None) -> dict[str, str] | None:
     endpoint = extra.get("endpoint_url") or (extra.get("service_config") or {}).get("s3", {}).get("endpoint_url")
     if endpoint:
         aws["endpoint_url"] = endpoint
+    kinesis = (extra.get("service_config") or {}).get("kinesis", {}).get("endpoint_url")
+    if kinesis:
+        aws["kinesis_endpoint_url"] = kinesis
     return aws or None
 
 
@@ -256,3 +261,44 @@ class PinpipeAnalyticsOperator(_PinpipeOperator):
 
     def _run(self, settings: dict[str, Any]) -> Any:
         return pinpipe.batch(config=self.config, **settings)
+
+
+class PinpipeStreamOperator(_PinpipeOperator):
+    """Kinesis streams ``streaming-<uid>-pin|geo|user`` → the Delta stream tables
+    (``<lake>/stream/<uid>_pin_table``, ...), read to the ends seen at start (``pinpipe stream
+    --until-caught-up``): a catch-up run for a schedule, beside or instead of a ``pinpipe stream``
+    daemon (they share the shards through leases). Exactly once by the shard positions in the
+    tables' Delta log. With ``skip_without_streams`` (default) a user who has not created the
+    streams gets a skipped task, not a failed one."""
+
+    template_fields: Sequence[str] = (*_PinpipeOperator.template_fields, "lake", "start")
+
+    def __init__(
+        self,
+        *,
+        lake: str,
+        start: str | None = None,
+        skip_without_streams: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.lake = lake
+        self.start = start
+        self.skip_without_streams = skip_without_streams
+
+    def _settings(self) -> dict[str, Any]:
+        settings = super()._settings()
+        settings.update(lake=self.lake, start=self.start, until_caught_up=True)
+        return settings
+
+    def _run(self, settings: dict[str, Any]) -> Any:
+        try:
+            return pinpipe.stream(config=self.config, **settings)
+        except pinpipe.BrokerError as e:
+            if self.skip_without_streams and "ResourceNotFoundException" in str(e):
+                try:
+                    from airflow.exceptions import AirflowSkipException
+                except ImportError:  # pragma: no cover - older layouts
+                    from airflow.sdk.exceptions import AirflowSkipException  # type: ignore[no-redef]
+                raise AirflowSkipException(f"no Kinesis streams to read: {e}") from None
+            raise

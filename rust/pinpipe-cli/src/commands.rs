@@ -9,7 +9,7 @@ use pinpipe::query::QueryTarget;
 
 use crate::{
     print, secs, shutdown_signal, stage, BatchArgs, DemoArgs, EmulateArgs, GatewayArgs, LandingArgs, QueryArgs,
-    SinkArgs, TopicsCommand,
+    SinkArgs, StreamArgs, StreamsArgs, StreamsCommand, TopicsCommand,
 };
 
 pub async fn demo(mut layers: Layers, args: DemoArgs, json: bool) -> Result<()> {
@@ -25,7 +25,7 @@ pub async fn demo(mut layers: Layers, args: DemoArgs, json: bool) -> Result<()> 
     let summary = pinpipe::jobs::demo(&layers).await?;
     print(json, &summary, |s| {
         format!(
-            "pinpipe demo: synthetic source -> emulator -> gateway -> in-process Kafka -> sink\n\
+            "pinpipe demo, batch half: synthetic source -> emulator -> gateway -> in-process Kafka -> sink\n\
              events sent      {:>10}  ({:.0} events/s, {} failed)\n\
              records posted   {:>10}\n\
              records landed   {:>10}  in {} objects under {}\n{}\n\n{}",
@@ -43,6 +43,18 @@ pub async fn demo(mut layers: Layers, args: DemoArgs, json: bool) -> Result<()> 
                 .collect::<Vec<_>>()
                 .join("\n"),
             batch_text(&s.batch)
+        ) + &format!(
+            "\n\nstreaming half: emulator -> gateway (Kinesis proxy) -> in-process Kinesis stand-in -> stream\n\
+             events put       {:>10}  ({:.0} events/s, {} failed)\n\
+             rows appended    {:>10}  in {} commits, {} dead letters, under {}\n{}",
+            s.emulate_stream.events_sent,
+            s.emulate_stream.events_per_sec,
+            s.emulate_stream.events_failed,
+            s.stream.rows.values().sum::<u64>(),
+            s.stream.commits,
+            s.stream.dead_letters,
+            s.stream.lake,
+            s.stream.rows.iter().map(|(t, n)| format!("  {t:<28} {n:>8} rows")).collect::<Vec<_>>().join("\n")
         )
     });
     Ok(())
@@ -61,6 +73,9 @@ pub async fn gateway(mut layers: Layers, args: GatewayArgs, json: bool) -> Resul
     if !args.allow_topics.is_empty() {
         layers.set("allowed_topics", Some(args.allow_topics));
     }
+    if !args.allow_streams.is_empty() {
+        layers.set("allowed_streams", Some(args.allow_streams));
+    }
     let config: GatewayConfig = layers.resolve()?;
     let kafka = config.kafka()?;
     let gateway = config.build(&kafka).await?;
@@ -70,7 +85,7 @@ pub async fn gateway(mut layers: Layers, args: GatewayArgs, json: bool) -> Resul
     Ok(())
 }
 
-pub async fn emulate(mut layers: Layers, args: EmulateArgs, json: bool) -> Result<()> {
+pub async fn emulate(mut layers: Layers, args: EmulateArgs, streaming: bool, json: bool) -> Result<()> {
     args.common.apply(&mut layers);
     layers
         .set("gateway", args.gateway)
@@ -83,7 +98,11 @@ pub async fn emulate(mut layers: Layers, args: EmulateArgs, json: bool) -> Resul
         .set("api_key", args.api_key)
         .set("retry_for", secs(args.retry_for, "--retry-for")?)
         .flag("progress", !args.quiet && !json);
-    let summary = pinpipe::jobs::emulate(&layers, shutdown_signal()).await?;
+    let summary = if streaming {
+        pinpipe::jobs::emulate_streaming(&layers, shutdown_signal()).await?
+    } else {
+        pinpipe::jobs::emulate(&layers, shutdown_signal()).await?
+    };
     print(json, &summary, |s| {
         let mut text = format!(
             "sent {} events ({} records) in {:.1} s, {:.0} events/s; {} failed, {} retried requests",
@@ -119,6 +138,96 @@ pub async fn topics(mut layers: Layers, cmd: TopicsCommand, json: bool) -> Resul
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+        }
+    }
+    Ok(())
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+impl StreamsArgs {
+    fn apply(self, layers: &mut Layers) {
+        self.common.apply(layers);
+        if !self.streams.is_empty() {
+            layers.set("streams", Some(self.streams));
+        }
+    }
+}
+
+fn changes_text(changes: &[pinpipe::kinesis::admin::StreamChange]) -> String {
+    changes.iter().map(|c| format!("{:<32} {}", c.stream, c.message)).collect::<Vec<_>>().join("\n")
+}
+
+pub async fn streams(mut layers: Layers, cmd: StreamsCommand, json: bool) -> Result<()> {
+    match cmd {
+        StreamsCommand::Create { args, shards } => {
+            args.apply(&mut layers);
+            layers.set("shards", shards);
+            let changes = pinpipe::jobs::streams_create(&layers).await?;
+            print(json, &changes, |c| changes_text(c));
+        }
+        StreamsCommand::List { common } => {
+            common.apply(&mut layers);
+            let names = pinpipe::jobs::streams_list(&layers).await?;
+            print(json, &names, |n| n.join("\n"));
+        }
+        StreamsCommand::Describe { args } => {
+            args.apply(&mut layers);
+            let streams = pinpipe::jobs::streams_describe(&layers).await?;
+            print(json, &streams, |streams| {
+                let mut out = Vec::new();
+                for s in streams {
+                    out.push(format!(
+                        "{}  {}  {} open shards, retention {} h",
+                        s.name, s.status, s.open_shards, s.retention_hours
+                    ));
+                    for shard in &s.shards {
+                        let parents: Vec<&str> = shard.parents().collect();
+                        out.push(format!(
+                            "  {:<22} {:<6} parents: {:<45} sequence {}..{}",
+                            shard.shard_id,
+                            if shard.is_open() { "open" } else { "closed" },
+                            if parents.is_empty() { "-".to_string() } else { parents.join(", ") },
+                            shard.starting_sequence_number,
+                            shard.ending_sequence_number.as_deref().unwrap_or("")
+                        ));
+                    }
+                }
+                out.join("\n")
+            });
+        }
+        StreamsCommand::Delete { args } => {
+            args.apply(&mut layers);
+            let changes = pinpipe::jobs::streams_delete(&layers).await?;
+            print(json, &changes, |c| changes_text(c));
+        }
+        StreamsCommand::Read { args, count } => {
+            args.apply(&mut layers);
+            let summary = pinpipe::jobs::streams_read(&layers, move |stream, shard, r| {
+                if !count {
+                    let data = match std::str::from_utf8(&r.data) {
+                        Ok(text) => serde_json::json!(text),
+                        Err(_) => serde_json::json!({"base64": base64_encode(&r.data)}),
+                    };
+                    let line = serde_json::json!({
+                        "stream": stream, "shard_id": shard, "sequence_number": r.sequence_number,
+                        "partition_key": r.partition_key, "data": data,
+                    });
+                    println!("{line}");
+                }
+            })
+            .await?;
+            if count || json {
+                print(json, &summary, |s| {
+                    format!(
+                        "{} records ({} bytes) from {} shards in {:.2} s, {:.0} records/s",
+                        s.records, s.bytes, s.shards, s.elapsed_secs, s.records_per_sec
+                    )
+                });
+            }
         }
     }
     Ok(())
@@ -222,9 +331,37 @@ pub async fn batch(mut layers: Layers, args: BatchArgs, json: bool) -> Result<()
     Ok(())
 }
 
+pub async fn stream(mut layers: Layers, args: StreamArgs, json: bool) -> Result<()> {
+    args.common.apply(&mut layers);
+    layers
+        .set("lake", args.lake)
+        .set("start", args.start)
+        .flag("until_caught_up", args.until_caught_up)
+        .set("commit_interval", secs(args.commit_interval, "--commit-interval")?)
+        .set("max_batch_records", args.max_batch_records)
+        .set("poll_interval", secs(args.poll_interval, "--poll-interval")?)
+        .set("lease_duration", secs(args.lease_duration, "--lease-duration")?)
+        .set("worker_id", args.worker_id)
+        .set("retry_deadline", secs(args.retry_deadline, "--retry-deadline")?);
+    let summary = pinpipe::jobs::stream(&layers, shutdown_signal()).await?;
+    print(json, &summary, |s| {
+        let mut lines = vec![format!(
+            "stream: {} commits in {:.1} s ({:.0} records/s), {} shards read, {} finished, {} dead letters",
+            s.commits, s.elapsed_secs, s.records_per_sec, s.shards_read, s.shards_finished, s.dead_letters
+        )];
+        for (table, rows) in &s.rows {
+            lines.push(format!("  {table:<28} {rows:>10} rows"));
+        }
+        lines.join("\n")
+    });
+    Ok(())
+}
+
 pub async fn query(mut layers: Layers, args: QueryArgs, json: bool) -> Result<()> {
+    args.common.apply(&mut layers);
     if args.list {
-        let tables = pinpipe::query::lake_tables();
+        let config: pinpipe::query::QueryConfig = layers.resolve()?;
+        let tables = pinpipe::query::lake_tables_of(&config.user_id);
         print(json, &tables, |ts| {
             ts.iter().map(|t| format!("{:<46} {}", t.name, t.path)).collect::<Vec<_>>().join("\n")
         });

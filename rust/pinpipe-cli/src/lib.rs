@@ -36,7 +36,7 @@ struct Cli {
 enum Command {
     /// Run the pipeline end to end on embedded defaults (no broker or cloud needed).
     Demo(DemoArgs),
-    /// Serve the HTTP front: the Kafka REST Proxy v2 produce API.
+    /// Serve the HTTP front: the Kafka REST Proxy v2 produce API and the Kinesis-proxy API.
     Gateway(GatewayArgs),
     /// Post events the way the original emulators did.
     #[command(subcommand)]
@@ -44,10 +44,15 @@ enum Command {
     /// Kafka admin for the user's three topics.
     #[command(subcommand)]
     Topics(TopicsCommand),
+    /// Kinesis admin for the user's three streams.
+    #[command(subcommand)]
+    Streams(StreamsCommand),
     /// Land Kafka records in the landing zone (Confluent S3-sink layout), exactly once.
     Sink(SinkArgs),
     /// Landing zone -> clean Delta tables -> analytics tables (incremental, exactly once).
     Batch(BatchArgs),
+    /// Kinesis streams -> stream Delta tables, exactly once (daemon, or --until-caught-up).
+    Stream(StreamArgs),
     /// Print a lake table, or run SQL over every lake table.
     Query(QueryArgs),
     /// Source database tools.
@@ -87,8 +92,45 @@ struct BatchArgs {
 }
 
 #[derive(Args)]
+struct StreamArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Lake root for the Delta tables: a local directory or s3://bucket/prefix.
+    #[arg(long, env = env::LAKE)]
+    lake: Option<String>,
+    /// Where a shard with no position in its table starts: trim-horizon, latest or an RFC 3339
+    /// time [default: trim-horizon].
+    #[arg(long)]
+    start: Option<String>,
+    /// Read to the ends seen at start, commit, then exit with a summary.
+    #[arg(long)]
+    until_caught_up: bool,
+    /// Seconds between commits (the micro-batch length) [default: 0.5].
+    #[arg(long)]
+    commit_interval: Option<f64>,
+    /// Records gathered that trigger a commit early [default: 50000].
+    #[arg(long)]
+    max_batch_records: Option<usize>,
+    /// Seconds between GetRecords calls on a shard at its tip [default: 0.2].
+    #[arg(long)]
+    poll_interval: Option<f64>,
+    /// Seconds after which a lease nobody renews is taken over [default: 10].
+    #[arg(long)]
+    lease_duration: Option<f64>,
+    /// Name of this reader in the shard leases [default: host-pid-random].
+    #[arg(long)]
+    worker_id: Option<String>,
+    /// With --until-caught-up: seconds Kinesis may stay unreachable before the run fails [default: 120].
+    #[arg(long)]
+    retry_deadline: Option<f64>,
+}
+
+#[derive(Args)]
 struct QueryArgs {
-    /// Table to print: pin, geo, user, an analytics table, _dead_letters, _quality.
+    #[command(flatten)]
+    common: Common,
+    /// Table to print: pin, geo, user, an analytics table, _dead_letters, _quality, a stream
+    /// table (<uid>_pin_table, ...), _stream_dead_letters.
     #[arg(required_unless_present_any = ["sql", "list"], conflicts_with = "sql")]
     name: Option<String>,
     /// SQL to run; every lake table is registered by name.
@@ -149,6 +191,9 @@ struct GatewayArgs {
     /// Topic the API may write to (repeatable; default: the user's three topics; * for any).
     #[arg(long = "allow-topic")]
     allow_topics: Vec<String>,
+    /// Kinesis stream the API may use (repeatable; default: the user's three streams; * for any).
+    #[arg(long = "allow-stream")]
+    allow_streams: Vec<String>,
     /// Largest accepted request body, in bytes.
     #[arg(long)]
     max_body_bytes: Option<usize>,
@@ -170,6 +215,8 @@ struct GatewayArgs {
 enum EmulateCommand {
     /// Post pin, geo and user rows to the gateway's REST-proxy API, one event at a time.
     Batch(EmulateArgs),
+    /// Put pin, geo and user rows to the gateway's Kinesis-proxy API, one event at a time.
+    Stream(EmulateArgs),
     /// Write drawn events straight into a landing zone (no Kafka): for benchmarks and backfills.
     Landing(LandingArgs),
 }
@@ -229,6 +276,51 @@ struct EmulateArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Args, Clone)]
+struct StreamsArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Stream to act on instead of the user's three (repeatable).
+    #[arg(long = "stream")]
+    streams: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum StreamsCommand {
+    /// Create the three streams (existing ones are left alone) and wait until they are ACTIVE.
+    Create {
+        #[command(flatten)]
+        args: StreamsArgs,
+        /// Shards of each new stream [default: 1].
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        shards: Option<i32>,
+    },
+    /// List every stream of the account and region.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Status and shards of the streams, with each shard's parents and sequence range.
+    Describe {
+        #[command(flatten)]
+        args: StreamsArgs,
+    },
+    /// Delete the streams and wait until they are gone.
+    Delete {
+        #[command(flatten)]
+        args: StreamsArgs,
+    },
+    /// Read every record of the streams (oldest to tip) with a bare GetRecords loop per shard and
+    /// print them as JSON lines (stream, shard_id, sequence_number, partition_key, data).
+    Read {
+        #[command(flatten)]
+        args: StreamsArgs,
+        /// Print only the summary (records, records/s).
+        #[arg(long)]
+        count: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -368,11 +460,14 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(args) => commands::demo(base, args, json).await,
         Command::Gateway(args) => commands::gateway(base, args, json).await,
-        Command::Emulate(EmulateCommand::Batch(args)) => commands::emulate(base, args, json).await,
+        Command::Emulate(EmulateCommand::Batch(args)) => commands::emulate(base, args, false, json).await,
+        Command::Emulate(EmulateCommand::Stream(args)) => commands::emulate(base, args, true, json).await,
         Command::Emulate(EmulateCommand::Landing(args)) => commands::emulate_landing(base, args, json).await,
         Command::Topics(cmd) => commands::topics(base, cmd, json).await,
+        Command::Streams(cmd) => commands::streams(base, cmd, json).await,
         Command::Sink(args) => commands::sink(base, args, json).await,
         Command::Batch(args) => commands::batch(base, args, json).await,
+        Command::Stream(args) => commands::stream(base, args, json).await,
         Command::Query(args) => commands::query(base, args, json).await,
         Command::Source(SourceCommand::LoadMysql { db_creds, rows, dataset_seed }) => {
             let path = match db_creds {

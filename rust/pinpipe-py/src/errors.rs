@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 create_exception!(pinpipe, PinpipeError, PyException, "Base class of every pinpipe error.");
 create_exception!(pinpipe, ConfigError, PinpipeError, "A setting is missing, unknown or invalid.");
 create_exception!(pinpipe, SourceError, PinpipeError, "The source database could not be read.");
-create_exception!(pinpipe, BrokerError, PinpipeError, "Kafka or the gateway failed or could not be reached.");
+create_exception!(pinpipe, BrokerError, PinpipeError, "Kafka, Kinesis or the gateway failed or could not be reached.");
 create_exception!(pinpipe, StorageError, PinpipeError, "The landing zone or the lake could not be read or written.");
 create_exception!(pinpipe, DataError, PinpipeError, "A query or a table's data could not be processed.");
 
@@ -19,7 +19,7 @@ pub fn to_py(error: Error) -> PyErr {
     match error {
         Error::Config(_) | Error::ReadFile { .. } | Error::ParseFile { .. } => ConfigError::new_err(message),
         Error::Database { .. } | Error::RowNotFound { .. } => SourceError::new_err(message),
-        Error::Kafka { .. } | Error::Http(_) => BrokerError::new_err(message),
+        Error::Kafka { .. } | Error::Kinesis { .. } | Error::Http(_) => BrokerError::new_err(message),
         Error::ObjectStore { .. } | Error::Delta { .. } | Error::Io { .. } | Error::Conflict(_) => {
             StorageError::new_err(message)
         }

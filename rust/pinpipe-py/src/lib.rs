@@ -63,6 +63,43 @@ fn emulate(py: Python<'_>, settings: &str, config: Option<PathBuf>) -> PyResult<
     to_json(&summary)
 }
 
+/// The streaming emulator: puts events through the gateway's Kinesis side. Returns the summary
+/// as JSON text.
+#[pyfunction]
+#[pyo3(signature = (settings, config=None))]
+fn emulate_stream(py: Python<'_>, settings: &str, config: Option<PathBuf>) -> PyResult<String> {
+    let layers = layers(config, settings)?;
+    let summary =
+        wait_stoppable(py, |stop| async move { pinpipe::jobs::emulate_streaming(&layers, stop.wait_owned()).await })?;
+    to_json(&summary)
+}
+
+/// Kinesis → stream tables. Returns the summary as JSON text.
+#[pyfunction]
+#[pyo3(signature = (settings, config=None))]
+fn stream(py: Python<'_>, settings: &str, config: Option<PathBuf>) -> PyResult<String> {
+    let layers = layers(config, settings)?;
+    let summary = wait_stoppable(py, |stop| async move { pinpipe::jobs::stream(&layers, stop.wait_owned()).await })?;
+    to_json(&summary)
+}
+
+/// Kinesis admin of the user's streams: `action` is create, list, describe or delete. Returns
+/// the result as JSON text.
+#[pyfunction]
+#[pyo3(signature = (action, settings, config=None))]
+fn streams(py: Python<'_>, action: &str, settings: &str, config: Option<PathBuf>) -> PyResult<String> {
+    let layers = layers(config, settings)?;
+    match action {
+        "create" => to_json(&wait(py, async move { pinpipe::jobs::streams_create(&layers).await }, Stop::Abort)?),
+        "list" => to_json(&wait(py, async move { pinpipe::jobs::streams_list(&layers).await }, Stop::Abort)?),
+        "describe" => to_json(&wait(py, async move { pinpipe::jobs::streams_describe(&layers).await }, Stop::Abort)?),
+        "delete" => to_json(&wait(py, async move { pinpipe::jobs::streams_delete(&layers).await }, Stop::Abort)?),
+        other => Err(errors::ConfigError::new_err(format!(
+            "unknown streams action {other:?}: use create, list, describe or delete"
+        ))),
+    }
+}
+
 /// Drawn events written straight into a landing zone. Returns the summary as JSON text.
 #[pyfunction]
 #[pyo3(signature = (settings, config=None))]
@@ -171,6 +208,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(batch, m)?)?;
     m.add_function(wrap_pyfunction!(emulate, m)?)?;
     m.add_function(wrap_pyfunction!(emulate_landing, m)?)?;
+    m.add_function(wrap_pyfunction!(emulate_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(stream, m)?)?;
+    m.add_function(wrap_pyfunction!(streams, m)?)?;
     m.add_function(wrap_pyfunction!(demo, m)?)?;
     m.add_function(wrap_pyfunction!(topics_create, m)?)?;
     m.add_function(wrap_pyfunction!(query, m)?)?;

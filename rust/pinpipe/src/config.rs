@@ -117,6 +117,8 @@ pub fn file_keys() -> BTreeSet<&'static str> {
     keys.extend(field_names::<crate::demo::DemoConfig>());
     keys.extend(field_names::<crate::query::QueryConfig>());
     keys.extend(field_names::<crate::kafka::AdminConfig>());
+    keys.extend(field_names::<crate::kinesis::admin::StreamsConfig>());
+    keys.extend(field_names::<crate::stream::StreamConfig>());
     keys
 }
 
@@ -303,6 +305,8 @@ pub struct AwsConfig {
     pub region: Option<String>,
     /// Endpoint of an S3-compatible service (`http://127.0.0.1:15000`).
     pub endpoint_url: Option<String>,
+    /// Endpoint of a Kinesis-compatible service (`http://127.0.0.1:14567`).
+    pub kinesis_endpoint_url: Option<String>,
 }
 
 impl AwsConfig {
@@ -311,6 +315,16 @@ impl AwsConfig {
         self.endpoint_url
             .clone()
             .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+    }
+
+    /// The Kinesis endpoint: `kinesis_endpoint_url`, else `AWS_ENDPOINT_URL_KINESIS`, else
+    /// `endpoint_url`, else `AWS_ENDPOINT_URL` (none: the region's AWS endpoint).
+    pub fn kinesis_endpoint(&self) -> Option<String> {
+        self.kinesis_endpoint_url
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_KINESIS").ok())
+            .or_else(|| self.endpoint_url.clone())
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
     }
 

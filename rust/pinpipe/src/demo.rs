@@ -1,5 +1,9 @@
-//! `demo`: the pipeline end to end on embedded defaults, in one process: synthetic source →
-//! emulator → gateway → in-process Kafka → sink → local landing zone → batch → Delta tables.
+//! `demo`: the pipeline end to end on embedded defaults, in one process. Batch half: synthetic
+//! source → emulator → gateway → in-process Kafka (librdkafka's mock cluster) → sink → local
+//! landing zone → batch → Delta tables. Streaming half: the same source → streaming emulator →
+//! the gateway's Kinesis side → an in-process Kinesis stand-in ([`crate::kinesis::standin`]) →
+//! `stream` → Delta stream tables. Everything but the two stand-ins is the code that runs against
+//! real Kafka and Kinesis.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,7 +11,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{run_batch, BatchConfig, BatchSummary};
-use crate::emulate::{emulate_batch, EmulateConfig, EmulateSummary};
+use crate::config::{AwsConfig, Secret};
+use crate::emulate::{emulate_batch, emulate_stream, EmulateConfig, EmulateSummary};
+use crate::kinesis::standin::StandIn;
+use crate::stream::{run_stream, StreamConfig, StreamSummary};
 use crate::error::Result;
 use crate::gateway::GatewayConfig;
 use crate::kafka::EmbeddedKafka;
@@ -34,6 +41,8 @@ pub struct DemoConfig {
     pub flush_size: usize,
     /// Partitions of each in-process topic. Default 1.
     pub partitions: i32,
+    /// Shards of each in-process Kinesis stream. Default 2.
+    pub shards: i32,
     /// Show progress bars on stderr.
     pub progress: bool,
     /// Objects decoded at once by the batch step. Default: the number of CPUs.
@@ -50,6 +59,7 @@ impl Default for DemoConfig {
             concurrency: 16,
             flush_size: 500,
             partitions: 1,
+            shards: 2,
             progress: false,
             batch_concurrency: None,
         }
@@ -62,6 +72,9 @@ pub struct DemoSummary {
     pub emulate: EmulateSummary,
     pub sink: SinkSummary,
     pub batch: BatchSummary,
+    /// The streaming half: the streaming emulator's run and the stream reader's.
+    pub emulate_stream: EmulateSummary,
+    pub stream: StreamSummary,
 }
 
 pub async fn run_demo(config: DemoConfig) -> Result<DemoSummary> {
@@ -70,10 +83,26 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoSummary> {
         kafka.create_topic(&topic, config.partitions)?;
     }
     let connection = kafka.connection();
-    let gateway =
-        GatewayConfig { listen: ([127, 0, 0, 1], 0).into(), user_id: config.user_id.clone(), ..Default::default() }
-            .build(&connection)
-            .await?;
+    let kinesis = StandIn::start().await?;
+    let aws = AwsConfig {
+        access_key_id: Some("demo".into()),
+        secret_access_key: Some(Secret::new("demo")),
+        region: Some("us-east-1".into()),
+        kinesis_endpoint_url: Some(kinesis.url()),
+        ..Default::default()
+    };
+    let client = crate::kinesis::Kinesis::connect(&aws).await;
+    for stream in config.user_id.streams() {
+        client.create_stream(&stream, config.shards).await?;
+    }
+    let gateway = GatewayConfig {
+        listen: ([127, 0, 0, 1], 0).into(),
+        user_id: config.user_id.clone(),
+        aws: aws.clone(),
+        ..Default::default()
+    }
+    .build(&connection)
+    .await?;
     let url = format!("http://{}", gateway.local_addr());
     let stop_gateway = StopSignal::default();
     let gateway_task = {
@@ -82,21 +111,18 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoSummary> {
     };
 
     let source = Arc::new(SourceConfig::default().build().await?);
-    let emulate = emulate_batch(
-        EmulateConfig {
-            gateway: url,
-            user_id: config.user_id.clone(),
-            events: Some(config.events),
-            seed: config.seed,
-            no_sleep: true,
-            concurrency: config.concurrency,
-            progress: config.progress,
-            ..Default::default()
-        },
-        source,
-        std::future::pending(),
-    )
-    .await?;
+    let emulator = EmulateConfig {
+        gateway: url,
+        user_id: config.user_id.clone(),
+        events: Some(config.events),
+        seed: config.seed,
+        no_sleep: true,
+        concurrency: config.concurrency,
+        progress: config.progress,
+        ..Default::default()
+    };
+    let emulate = emulate_batch(emulator.clone(), source.clone(), std::future::pending()).await?;
+    let emulate_streaming = emulate_stream(emulator, source, std::future::pending()).await?;
     stop_gateway.stop();
     let _ = gateway_task.await;
 
@@ -124,5 +150,24 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoSummary> {
         ..defaults
     })
     .await?;
-    Ok(DemoSummary { landing: landing.to_string_lossy().into_owned(), emulate, sink, batch })
+    let stream = run_stream(
+        StreamConfig {
+            user_id: config.user_id.clone(),
+            lake: config.dir.join("lake").to_string_lossy().into_owned(),
+            until_caught_up: true,
+            aws,
+            ..Default::default()
+        },
+        std::future::pending(),
+    )
+    .await?;
+    drop(kinesis);
+    Ok(DemoSummary {
+        landing: landing.to_string_lossy().into_owned(),
+        emulate,
+        sink,
+        batch,
+        emulate_stream: emulate_streaming,
+        stream,
+    })
 }

@@ -47,6 +47,9 @@ pub enum Error {
         source: Box<deltalake::datafusion::error::DataFusionError>,
     },
 
+    #[error("kinesis: {context}: {message}")]
+    Kinesis { context: String, fault: crate::kinesis::Fault, message: String },
+
     #[error("database: {context}: {message}")]
     Database { context: String, message: String },
 
@@ -103,6 +106,9 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         if matches!(self, Error::Retries { .. } | Error::Config(_) | Error::Interrupted) {
             return false;
+        }
+        if let Error::Kinesis { fault, .. } = self {
+            return fault.is_transient();
         }
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
         while let Some(c) = cause {

@@ -44,29 +44,9 @@ impl Store {
 
     /// Opens a store with explicit AWS settings; unset ones come from the standard environment.
     pub fn open_with(url: &str, aws: &AwsConfig) -> Result<Self> {
-        if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(Error::Config(format!("no bucket in {url:?}")));
-            }
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-            if let Some(endpoint) = aws.endpoint() {
-                builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
-            }
-            if let Some(region) = aws.region() {
-                builder = builder.with_region(region);
-            }
-            if let Some(key) = &aws.access_key_id {
-                builder = builder.with_access_key_id(key);
-            }
-            if let Some(secret) = &aws.secret_access_key {
-                builder = builder.with_secret_access_key(secret.expose());
-            }
-            if let Some(token) = &aws.session_token {
-                builder = builder.with_token(token.expose());
-            }
-            let store = builder.build().map_err(Error::store(format!("open {url}")))?;
-            Ok(Store { store: Arc::new(store), prefix: ObjectPath::from(prefix), url: url.to_string() })
+        if url.starts_with("s3://") {
+            let (store, prefix) = object_store_of(url, aws)?;
+            Ok(Store { store, prefix, url: url.to_string() })
         } else {
             let path = url.strip_prefix("file://").unwrap_or(url);
             std::fs::create_dir_all(path).map_err(Error::io(format!("create directory {path}")))?;
@@ -119,6 +99,34 @@ impl Store {
         keys.sort();
         Ok(keys)
     }
+}
+
+/// The S3 object store of `s3://bucket/prefix` and the prefix (credentials and endpoint from
+/// `aws`, else the standard AWS environment).
+pub fn object_store_of(url: &str, aws: &AwsConfig) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+    let rest = url.strip_prefix("s3://").ok_or_else(|| Error::Config(format!("{url:?} is not an s3:// URL")))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(Error::Config(format!("no bucket in {url:?}")));
+    }
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(endpoint) = aws.endpoint() {
+        builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
+    }
+    if let Some(region) = aws.region() {
+        builder = builder.with_region(region);
+    }
+    if let Some(key) = &aws.access_key_id {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Some(secret) = &aws.secret_access_key {
+        builder = builder.with_secret_access_key(secret.expose());
+    }
+    if let Some(token) = &aws.session_token {
+        builder = builder.with_token(token.expose());
+    }
+    let store = builder.build().map_err(Error::store(format!("open {url}")))?;
+    Ok((Arc::new(store), ObjectPath::from(prefix.trim_end_matches('/'))))
 }
 
 /// Aborts the S3 multipart uploads under `url` (`s3://bucket/prefix`) that were initiated in

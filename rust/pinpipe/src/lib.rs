@@ -12,6 +12,7 @@ pub mod error;
 pub mod gateway;
 pub mod jobs;
 pub mod kafka;
+pub mod kinesis;
 pub mod landing;
 pub mod model;
 pub mod names;
@@ -19,6 +20,7 @@ pub mod pyrandom;
 pub mod query;
 pub mod sink;
 pub mod source;
+pub mod stream;
 
 /// The Delta Lake, Arrow and DataFusion crates the core is built on, for the fronts.
 pub use deltalake;

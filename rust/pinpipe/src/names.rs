@@ -63,6 +63,16 @@ impl UserId {
         format!("user-{}-bucket", self.0)
     }
 
+    /// The three Kinesis streams, pin, geo, user.
+    pub fn streams(&self) -> Vec<String> {
+        Table::ALL.iter().map(|t| self.stream(*t)).collect()
+    }
+
+    /// The table a stream of this user carries.
+    pub fn table_of_stream(&self, stream: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| self.stream(*t) == stream)
+    }
+
     /// Kinesis stream of a table: `streaming-<uid>-pin`.
     pub fn stream(&self, table: Table) -> String {
         format!("streaming-{}-{}", self.0, table.suffix())

@@ -12,6 +12,7 @@ use crate::clean;
 use crate::delta::Lake;
 use crate::error::{Error, Result};
 use crate::model::Table;
+use crate::names::UserId;
 
 /// Settings of `query`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,13 +20,15 @@ use crate::model::Table;
 pub struct QueryConfig {
     /// Lake root: a local directory or `s3://bucket/prefix`. Default `lake`.
     pub lake: String,
+    /// Whose stream tables (`<uid>_pin_table`, ...) are registered.
+    pub user_id: UserId,
     /// AWS access for an S3 lake.
     pub aws: AwsConfig,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { lake: "lake".into(), aws: AwsConfig::default() }
+        QueryConfig { lake: "lake".into(), user_id: UserId::default(), aws: AwsConfig::default() }
     }
 }
 
@@ -36,8 +39,13 @@ pub struct LakeTable {
     pub path: String,
 }
 
-/// Every table the pipeline writes, by the name `query` knows it by.
+/// Every table the pipeline writes for the default user, by the name `query` knows it by.
 pub fn lake_tables() -> Vec<LakeTable> {
+    lake_tables_of(&UserId::default())
+}
+
+/// Every table the pipeline writes for `user`, by the name `query` knows it by.
+pub fn lake_tables_of(user: &UserId) -> Vec<LakeTable> {
     let mut out = Vec::new();
     for t in Table::ALL {
         out.push(LakeTable { name: t.suffix().into(), path: clean_path(t) });
@@ -50,6 +58,10 @@ pub fn lake_tables() -> Vec<LakeTable> {
     for t in Table::ALL {
         out.push(LakeTable { name: format!("_raw_{}", t.suffix()), path: raw_path(t) });
     }
+    for t in Table::ALL {
+        out.push(LakeTable { name: user.stream_table(t), path: crate::stream::table_path(user, t) });
+    }
+    out.push(LakeTable { name: "_stream_dead_letters".into(), path: crate::stream::DEAD_LETTERS_PATH.into() });
     out
 }
 
@@ -62,11 +74,12 @@ pub async fn run_sql(lake_root: &str, sql: &str) -> Result<Vec<RecordBatch>> {
 /// still has its columns.
 pub async fn query(config: &QueryConfig, target: &QueryTarget) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let lake = Lake::new_with(&config.lake, &config.aws)?;
+    let tables = lake_tables_of(&config.user_id);
     let sql = match target {
-        QueryTarget::Table(name) => table_sql(&lake, name).await?,
+        QueryTarget::Table(name) => table_sql(&lake, &tables, name).await?,
         QueryTarget::Sql(sql) => sql.clone(),
     };
-    let df = plan(&lake, &sql).await?;
+    let df = plan(&lake, &tables, &sql).await?;
     let schema: SchemaRef = df.schema().inner().clone();
     let batches = df.collect().await.map_err(Error::datafusion("run query"))?;
     plain_types(schema, batches)
@@ -115,26 +128,26 @@ pub enum QueryTarget {
 }
 
 async fn sql_on(lake: &Lake, sql: &str) -> Result<Vec<RecordBatch>> {
-    plan(lake, sql).await?.collect().await.map_err(Error::datafusion("run query"))
+    plan(lake, &lake_tables(), sql).await?.collect().await.map_err(Error::datafusion("run query"))
 }
 
-async fn plan(lake: &Lake, sql: &str) -> Result<deltalake::datafusion::dataframe::DataFrame> {
+async fn plan(lake: &Lake, tables: &[LakeTable], sql: &str) -> Result<deltalake::datafusion::dataframe::DataFrame> {
     let ctx = clean::session();
-    for t in lake_tables() {
+    for t in tables {
         lake.register(&ctx, &t.name, &t.path).await?;
     }
     ctx.sql(sql).await.map_err(Error::datafusion("plan query"))
 }
 
 /// The SQL that reads one named table (sorted by its group columns for analytics tables).
-async fn table_sql(lake: &Lake, name: &str) -> Result<String> {
-    let Some(table) = lake_tables().into_iter().find(|t| t.name == name) else {
-        let names: Vec<String> = lake_tables().into_iter().map(|t| t.name).collect();
+async fn table_sql(lake: &Lake, tables: &[LakeTable], name: &str) -> Result<String> {
+    let Some(table) = tables.iter().find(|t| t.name == name) else {
+        let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
         return Err(Error::Config(format!("no table named {name:?}; known tables: {}", names.join(", "))));
     };
     if lake.existing(&table.path).await?.is_none() {
         return Err(Error::Config(format!(
-            "table {name} does not exist yet under {} (run `pinpipe batch` first)",
+            "table {name} does not exist yet under {} (run `pinpipe batch` or `pinpipe stream` first)",
             lake.root()
         )));
     }

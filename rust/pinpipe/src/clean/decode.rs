@@ -293,6 +293,50 @@ impl Builder {
     }
 }
 
+/// One JSON document as the raw columns' values, or why it cannot be.
+fn decode_row<'a>(columns: &'static [RawColumn], text: &'a [u8]) -> Result<Vec<Typed<'a>>, String> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    RowSeed { columns }
+        .deserialize(&mut de)
+        .and_then(|row| de.end().map(|_| row))
+        .map_err(|e| format!("not a JSON object: {e}"))
+        .and_then(|row| row.into_iter().zip(columns).map(|(value, column)| coerce(column, value)).collect())
+}
+
+/// Decodes records that are one JSON document each (Kinesis records: line breaks inside a
+/// document are fine). Record i (0-based) gets `_partition` 0 and `_offset` i; a dead letter's
+/// `line` is i + 1.
+pub fn decode_records<'a>(table: Table, records: impl ExactSizeIterator<Item = &'a [u8]>) -> Decoded {
+    let columns = raw_columns(table);
+    let capacity = records.len();
+    let mut builders: Vec<Builder> = columns.iter().map(|c| Builder::new(c.ty, capacity)).collect();
+    let mut partitions = Int32Builder::with_capacity(capacity);
+    let mut offsets = Int64Builder::with_capacity(capacity);
+    let mut dead_letters = Vec::new();
+    for (i, record) in records.enumerate() {
+        let decoded = if record.trim_ascii().is_empty() || std::str::from_utf8(record).is_err() {
+            Err(undecodable_error(record))
+        } else {
+            decode_row(columns, record)
+        };
+        match decoded {
+            Ok(values) => {
+                for (builder, value) in builders.iter_mut().zip(values) {
+                    builder.append(value);
+                }
+                partitions.append_value(0);
+                offsets.append_value(i as i64);
+            }
+            Err(error) => dead_letters.push(DeadLetter::new(i as i64 + 1, record, error)),
+        }
+    }
+    let mut arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
+    arrays.push(Arc::new(partitions.finish()));
+    arrays.push(Arc::new(offsets.finish()));
+    let batch = RecordBatch::try_new(raw_schema(table), arrays).expect("decoded arrays match the raw schema");
+    Decoded { batch, dead_letters }
+}
+
 /// Decodes the lines of one landing object. `start_offset` is the Kafka offset of its first
 /// line; line i (0-based) gets offset `start_offset + i`.
 pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i64) -> Decoded {
@@ -313,15 +357,7 @@ pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i6
             dead_letters.push(DeadLetter::new(i as i64 + 1, &value, error));
             continue;
         }
-        let mut de = serde_json::Deserializer::from_slice(trimmed);
-        let parsed = RowSeed { columns }
-            .deserialize(&mut de)
-            .and_then(|row| de.end().map(|_| row))
-            .map_err(|e| format!("not a JSON object: {e}"))
-            .and_then(|row| {
-                row.into_iter().zip(columns).map(|(value, column)| coerce(column, value)).collect::<Result<Vec<_>, _>>()
-            });
-        match parsed {
+        match decode_row(columns, trimmed) {
             Ok(values) => {
                 for (builder, value) in builders.iter_mut().zip(values) {
                     builder.append(value);

@@ -172,8 +172,15 @@ pub fn clean_sql(table: Table, input: &str) -> String {
         pos(""),
         pos("r.")
     );
+    format!("SELECT {} FROM ({dedup})", clean_columns(table).join(", "))
+}
+
+/// The cleaned columns of `table`, as SQL expressions over its raw columns, in the clean schema's
+/// order: RULES.md's cleaning of one record, with no deduplication (the stream tables keep every
+/// record).
+pub fn clean_columns(table: Table) -> Vec<String> {
     let n = |c: &str| nulled(table, c);
-    let columns = match table {
+    match table {
         Table::Pin => vec![
             "\"index\" AS ind".to_string(),
             format!("{} AS unique_id", n("unique_id")),
@@ -209,8 +216,7 @@ pub fn clean_sql(table: Table, input: &str) -> String {
             "age".to_string(),
             "date_joined".to_string(),
         ],
-    };
-    format!("SELECT {} FROM ({dedup})", columns.join(", "))
+    }
 }
 
 /// Runs the cleaning query and returns batches with exactly the clean schema.

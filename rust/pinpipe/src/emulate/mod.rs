@@ -1,6 +1,8 @@
 //! The posting emulators. `emulate_batch` does what the original batch emulator did: for each
 //! event it draws a row number, reads that row of the three tables and posts each to its topic
-//! through the gateway's REST-proxy API, one record per request.
+//! through the gateway's REST-proxy API, one record per request. `emulate_stream` does what the
+//! original streaming emulator did: the same draws and rows, each PUT to its Kinesis stream
+//! through the gateway's Kinesis-proxy API.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -29,7 +31,7 @@ pub use landing::{write_landing, LandingWriteConfig, LandingWriteSummary};
 pub struct EmulateConfig {
     /// Base URL of the gateway. Default `http://127.0.0.1:8082`.
     pub gateway: String,
-    /// Whose topics to post to.
+    /// Whose topics (or streams) to post to.
     pub user_id: UserId,
     /// Events to send; `None` sends until stopped. Default 1000.
     pub events: Option<u64>,
@@ -121,10 +123,45 @@ impl EmulateConfig {
     }
 }
 
+/// Which API of the gateway the emulator posts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `POST /topics/<uid>.<t>` with `{"records": [{"value": row}]}` (the batch emulator).
+    Topics,
+    /// `PUT /streams/streaming-<uid>-<t>/record` with `{"StreamName", "Data": row,
+    /// "PartitionKey": "partition-1"}` (the streaming emulator).
+    Streams,
+}
+
+/// One table's endpoint: where its records go and the stream name for the body.
+struct Endpoint {
+    table: Table,
+    url: String,
+    stream: String,
+}
+
 /// Runs the batch emulator until `config.events` are sent (or failed) or `stop` completes.
 pub async fn emulate_batch(
     config: EmulateConfig,
     source: Arc<Source>,
+    stop: impl Future<Output = ()>,
+) -> Result<EmulateSummary> {
+    emulate(config, source, Target::Topics, stop).await
+}
+
+/// Runs the streaming emulator until `config.events` are sent (or failed) or `stop` completes.
+pub async fn emulate_stream(
+    config: EmulateConfig,
+    source: Arc<Source>,
+    stop: impl Future<Output = ()>,
+) -> Result<EmulateSummary> {
+    emulate(config, source, Target::Streams, stop).await
+}
+
+async fn emulate(
+    config: EmulateConfig,
+    source: Arc<Source>,
+    target: Target,
     stop: impl Future<Output = ()>,
 ) -> Result<EmulateSummary> {
     if config.concurrency == 0 {
@@ -139,8 +176,17 @@ pub async fn emulate_batch(
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| Error::Http(format!("create HTTP client: {e}")))?;
-    let urls: Vec<(Table, String)> =
-        Table::ALL.iter().map(|t| (*t, format!("{base}/topics/{}", config.user_id.topic(*t)))).collect();
+    let urls: Vec<Endpoint> = Table::ALL
+        .iter()
+        .map(|t| {
+            let stream = config.user_id.stream(*t);
+            let url = match target {
+                Target::Topics => format!("{base}/topics/{}", config.user_id.topic(*t)),
+                Target::Streams => format!("{base}/streams/{stream}/record"),
+            };
+            Endpoint { table: *t, url, stream }
+        })
+        .collect();
     let draws = Arc::new(Mutex::new((Draws::new(config.seed, config.max_row), 0u64)));
     let counters = Arc::new(Counters::default());
     let first_error = Arc::new(Mutex::new(None::<String>));
@@ -176,7 +222,7 @@ pub async fn emulate_batch(
                 if !config.no_sleep && sleep > 0 {
                     tokio::time::sleep(Duration::from_secs(sleep)).await;
                 }
-                match send_event(&client, &config, &urls, &source, row, &counters).await {
+                match send_event(&client, &config, target, &urls, &source, row, &counters).await {
                     Ok(()) => {
                         counters.sent.fetch_add(1, Ordering::Relaxed);
                     }
@@ -233,25 +279,32 @@ fn progress_bar(config: &EmulateConfig) -> ProgressBar {
 async fn send_event(
     client: &reqwest::Client,
     config: &EmulateConfig,
-    urls: &[(Table, String)],
+    target: Target,
+    endpoints: &[Endpoint],
     source: &Source,
     row: u64,
     counters: &Counters,
 ) -> Result<()> {
     let event = source.event(row).await?;
-    for (table, url) in urls {
-        let body = serde_json::to_vec(&json!({"records": [{"value": event.get(*table)}]})).expect("event serializes");
-        post_with_retry(client, config, url, body, counters).await?;
+    for endpoint in endpoints {
+        let row = event.get(endpoint.table);
+        let body = match target {
+            Target::Topics => json!({"records": [{"value": row}]}),
+            Target::Streams => json!({"StreamName": endpoint.stream, "Data": row, "PartitionKey": "partition-1"}),
+        };
+        let body = serde_json::to_vec(&body).expect("event serializes");
+        post_with_retry(client, config, target, &endpoint.url, body, counters).await?;
         counters.records.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }
 
-/// Posts one produce request, retrying 5xx answers and connection errors with exponential
-/// backoff for up to `retry_for`. A 4xx answer is final.
+/// Sends one request, retrying 5xx answers and connection errors with exponential backoff for up
+/// to `retry_for`. A 4xx answer is final.
 async fn post_with_retry(
     client: &reqwest::Client,
     config: &EmulateConfig,
+    target: Target,
     url: &str,
     body: Vec<u8>,
     counters: &Counters,
@@ -259,8 +312,11 @@ async fn post_with_retry(
     let deadline = Instant::now() + config.retry_for;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let mut request =
-            client.post(url).header("Content-Type", "application/vnd.kafka.json.v2+json").body(body.clone());
+        let mut request = match target {
+            Target::Topics => client.post(url).header("Content-Type", "application/vnd.kafka.json.v2+json"),
+            Target::Streams => client.put(url).header("Content-Type", "application/json"),
+        }
+        .body(body.clone());
         if let Some(key) = &config.api_key {
             request = request.header("x-api-key", key.expose());
         }

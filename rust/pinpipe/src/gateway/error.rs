@@ -5,6 +5,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+const KAFKA_V2_JSON: &str = "application/vnd.kafka.v2+json";
+
 /// An error reply of the gateway.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -13,11 +15,18 @@ pub struct ApiError {
     pub message: String,
     /// Per-record results already known when a produce request failed part way.
     pub offsets: Option<serde_json::Value>,
+    /// The reply's Content-Type: the REST proxy's on the Kafka side, plain JSON on the Kinesis side.
+    pub content_type: &'static str,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, error_code: u32, message: impl Into<String>) -> Self {
-        ApiError { status, error_code, message: message.into(), offsets: None }
+        ApiError { status, error_code, message: message.into(), offsets: None, content_type: KAFKA_V2_JSON }
+    }
+
+    pub fn with_content_type(mut self, content_type: &'static str) -> Self {
+        self.content_type = content_type;
+        self
     }
 
     /// 400: the body is not JSON.
@@ -92,7 +101,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.kafka.v2+json"));
+        headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

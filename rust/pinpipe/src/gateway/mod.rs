@@ -1,7 +1,9 @@
 //! The gateway: the HTTP front of the pipeline. Its Kafka side speaks the Confluent REST Proxy v2
-//! produce API, so the original emulator works against it unchanged.
+//! produce API and its Kinesis side the resources of API Gateway's Kinesis proxy, so the original
+//! emulators work against it unchanged.
 
 mod error;
+mod kinesis;
 mod metrics;
 mod rest;
 mod server;
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ApiError;
 
-use crate::config::Secret;
+use crate::config::{AwsConfig, Secret};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaConnection;
 use crate::names::UserId;
@@ -42,6 +44,12 @@ pub struct GatewayConfig {
     /// Topics the API may write to. Default (empty): the three `<uid>.pin|geo|user` topics.
     /// `["*"]` allows every existing topic.
     pub allowed_topics: Vec<String>,
+    /// Kinesis streams the API may use. Default (empty): the three `streaming-<uid>-pin|geo|user`
+    /// streams. `["*"]` allows every stream.
+    pub allowed_streams: Vec<String>,
+    /// AWS access for the Kinesis side (`kinesis_endpoint_url`, region, keys; unset: the default
+    /// credential chain).
+    pub aws: AwsConfig,
     /// When set, every request must carry this value in the `x-api-key` header.
     pub api_key: Option<Secret>,
     /// Largest accepted request body in bytes. Default 8 MiB.
@@ -78,6 +86,8 @@ impl Default for GatewayConfig {
             bootstrap_servers: None,
             kafka_properties: Default::default(),
             allowed_topics: Vec::new(),
+            allowed_streams: Vec::new(),
+            aws: AwsConfig::default(),
             api_key: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             produce_timeout: Duration::from_secs(30),
@@ -126,6 +136,14 @@ impl GatewayConfig {
         } else {
             Some(self.allowed_topics.iter().cloned().collect())
         };
+        let allowed_streams = if self.allowed_streams.is_empty() {
+            Some(self.user_id.streams().into_iter().collect())
+        } else if self.allowed_streams.iter().any(|t| t == "*") {
+            None
+        } else {
+            Some(self.allowed_streams.iter().cloned().collect())
+        };
+        let kinesis = crate::kinesis::Kinesis::connect(&self.aws).await;
         let producer_config = kafka
             .client_config()
             .set("enable.idempotence", "true")
@@ -144,6 +162,8 @@ impl GatewayConfig {
             producer: RwLock::new((0, producer)),
             producer_config,
             allowed,
+            allowed_streams,
+            kinesis,
             api_key: self.api_key.as_ref().map(|k| k.expose().to_string()),
             limits: server::Limits {
                 max_connections: self.max_connections,
@@ -168,6 +188,9 @@ pub(crate) struct State {
     producer_config: rdkafka::ClientConfig,
     /// `None` allows every existing topic.
     allowed: Option<HashSet<String>>,
+    /// `None` allows every stream.
+    allowed_streams: Option<HashSet<String>>,
+    kinesis: crate::kinesis::Kinesis,
     api_key: Option<String>,
     limits: server::Limits,
     /// Topic metadata cache: partition count (None: the topic does not exist) and when it was read.
@@ -233,6 +256,7 @@ impl Gateway {
             .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
             .route("/metrics", get(rest::metrics))
             .merge(rest::routes())
+            .merge(kinesis::routes())
             .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, 404, "HTTP 404 Not Found") })
             .method_not_allowed_fallback(|request: axum::extract::Request| async move {
                 ApiError::new(

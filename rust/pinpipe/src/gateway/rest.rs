@@ -68,7 +68,7 @@ fn check_accept(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn check_api_key(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn check_api_key(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
     match &state.api_key {
         None => Ok(()),
         Some(expected) => {
