@@ -13,14 +13,14 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{run_batch, BatchConfig, BatchSummary};
 use crate::config::{AwsConfig, Secret};
 use crate::emulate::{emulate_batch, emulate_stream, EmulateConfig, EmulateSummary};
-use crate::kinesis::standin::StandIn;
-use crate::stream::{run_stream, StreamConfig, StreamSummary};
 use crate::error::Result;
 use crate::gateway::GatewayConfig;
 use crate::kafka::EmbeddedKafka;
+use crate::kinesis::standin::StandIn;
 use crate::names::UserId;
 use crate::sink::{run_sink, SinkConfig, SinkSummary, StopSignal};
 use crate::source::SourceConfig;
+use crate::stream::{run_stream, StreamConfig, StreamSummary};
 
 /// Configuration of a demo run.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -182,6 +182,7 @@ pub async fn read_streams(
         summary.bytes += bytes;
     }
     summary.elapsed_secs = started.elapsed().as_secs_f64();
-    summary.records_per_sec = if summary.elapsed_secs > 0.0 { summary.records as f64 / summary.elapsed_secs } else { 0.0 };
+    summary.records_per_sec =
+        if summary.elapsed_secs > 0.0 { summary.records as f64 / summary.elapsed_secs } else { 0.0 };
     Ok(summary)
 }

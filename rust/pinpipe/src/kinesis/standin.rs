@@ -58,7 +58,8 @@ impl StandIn {
         let listener =
             tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(Error::io("start the Kinesis stand-in"))?;
         let addr = listener.local_addr().map_err(Error::io("start the Kinesis stand-in"))?;
-        let state: Shared = Arc::new(Mutex::new(Streams { next_sequence: 49_000_000_000_000_000_000, ..Default::default() }));
+        let state: Shared =
+            Arc::new(Mutex::new(Streams { next_sequence: 49_000_000_000_000_000_000, ..Default::default() }));
         let app = Router::new().route("/", post(handle)).with_state(state);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -78,32 +79,44 @@ impl Drop for StandIn {
     }
 }
 
-fn error(code: &str, message: impl Into<String>) -> Response {
-    let body = json!({"__type": code, "message": message.into()});
-    (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.1")], body.to_string()).into_response()
+/// A Kinesis error reply: `{"__type": code, "message"}` with status 400.
+struct Fail {
+    code: &'static str,
+    message: String,
+}
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        let body = json!({"__type": self.code, "message": self.message});
+        (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.1")], body.to_string()).into_response()
+    }
+}
+
+fn error(code: &'static str, message: impl Into<String>) -> Fail {
+    Fail { code, message: message.into() }
 }
 
 fn reply(body: Value) -> Response {
     (StatusCode::OK, [("content-type", "application/x-amz-json-1.1")], body.to_string()).into_response()
 }
 
-fn text<'a>(body: &'a Value, field: &str) -> std::result::Result<&'a str, Response> {
+fn text<'a>(body: &'a Value, field: &str) -> std::result::Result<&'a str, Fail> {
     body.get(field).and_then(Value::as_str).ok_or_else(|| error("ValidationException", format!("{field} is required")))
 }
 
 async fn handle(State(state): State<Shared>, headers: HeaderMap, body: bytes::Bytes) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(operation) = target.strip_prefix("Kinesis_20131202.") else {
-        return error("UnknownOperationException", format!("unknown target {target:?}"));
+        return error("UnknownOperationException", format!("unknown target {target:?}")).into_response();
     };
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return error("SerializationException", e.to_string()),
+        Err(e) => return error("SerializationException", e.to_string()).into_response(),
     };
     let mut streams = state.lock().expect("stand-in lock");
     match run(&mut streams, operation, &body) {
         Ok(v) => reply(v),
-        Err(r) => r,
+        Err(f) => f.into_response(),
     }
 }
 
@@ -116,7 +129,7 @@ fn shard_of(shards: &[Shard], key: &str) -> usize {
     shards.iter().position(|s| (s.start_hash..=s.end_hash).contains(&hash)).unwrap_or(0)
 }
 
-fn put(streams: &mut Streams, name: &str, data: &str, key: &str) -> std::result::Result<(String, String), Response> {
+fn put(streams: &mut Streams, name: &str, data: &str, key: &str) -> std::result::Result<(String, String), Fail> {
     let data = B64.decode(data).map_err(|e| error("ValidationException", format!("Data is not base64: {e}")))?;
     streams.next_sequence += 1;
     let sequence = streams.next_sequence;
@@ -129,7 +142,7 @@ fn put(streams: &mut Streams, name: &str, data: &str, key: &str) -> std::result:
     Ok((sequence.to_string(), shards[i].id.clone()))
 }
 
-fn run(streams: &mut Streams, operation: &str, body: &Value) -> std::result::Result<Value, Response> {
+fn run(streams: &mut Streams, operation: &str, body: &Value) -> std::result::Result<Value, Fail> {
     let not_found = |name: &str| error("ResourceNotFoundException", format!("Stream {name} not found"));
     match operation {
         "CreateStream" => {
@@ -260,7 +273,9 @@ fn run(streams: &mut Streams, operation: &str, body: &Value) -> std::result::Res
                 Some((last, at)) if end < shard.records.len() => ((last.arrival - at.arrival) * 1000.0).max(1.0) as i64,
                 _ => 0,
             };
-            Ok(json!({"Records": page, "NextShardIterator": iterator(&name, &shard_id, end), "MillisBehindLatest": millis}))
+            Ok(
+                json!({"Records": page, "NextShardIterator": iterator(&name, &shard_id, end), "MillisBehindLatest": millis}),
+            )
         }
         other => Err(error("UnknownOperationException", format!("the stand-in does not implement {other}"))),
     }

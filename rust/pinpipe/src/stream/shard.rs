@@ -70,7 +70,11 @@ pub async fn read_shard(
                 if let Some(r) = page.records.last() {
                     last = Some(r.sequence_number.clone());
                 }
-                let caught_up = page.millis_behind_latest.map_or(empty, |ms| ms == 0);
+                // At the tip: an empty page that is not behind. (A full page with MillisBehindLatest
+                // 0 is not enough: emulators compute it from arrival times, and a burst of puts
+                // arrives "at once".)
+                let caught_up = empty && page.millis_behind_latest.is_none_or(|ms| ms == 0);
+                let partial = page.records.len() < pacing.limit.max(1) as usize;
                 let done = page.next_iterator.is_none();
                 if !empty || caught_up || done {
                     let event = Event::Records { key: key.clone(), generation, records: page.records, caught_up };
@@ -85,7 +89,9 @@ pub async fn read_shard(
                     }
                     Some(next) => iterator = Some(next),
                 }
-                if empty || caught_up {
+                // Pause at the tip (Kinesis allows 5 calls per shard per second); a full page means
+                // more is waiting.
+                if empty || (partial && page.millis_behind_latest.is_none_or(|ms| ms == 0)) {
                     tokio::time::sleep(pacing.poll_interval).await;
                 }
             }
