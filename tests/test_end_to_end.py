@@ -157,3 +157,24 @@ def test_mysql_source_lands_every_record_exactly_once(uid, bucket, procs, mysql_
     # Datetimes from MySQL reach the landing zone as text.
     geo = next(r for o in objects if o.topic == f"{uid}.geo" for r in o.records)
     assert isinstance(geo["timestamp"], str) and len(geo["timestamp"]) >= 19, geo
+
+
+def test_the_demo_summary_fits_a_screen_or_two_and_names_the_rest(tmp_path):
+    import re
+
+    res = pinpipe("demo", "--events", 1000, "--dir", tmp_path / "demo", timeout=600).check()
+    lines = res.stdout.splitlines()
+    assert len(lines) < 150, f"{len(lines)} lines"
+    assert "streaming half" in res.stdout
+    lake = tmp_path / "demo" / "lake"
+    # Each long table shows its first rows and says how to see the rest; the count is right.
+    pattern = r"… (\d+) more rows: pinpipe query (\w+) --lake " + re.escape(str(lake))
+    more = {name: rest for rest, name in re.findall(pattern, res.stdout)}
+    assert "top_category_by_country" in more, res.stdout
+    for name, rest in more.items():
+        rows = pinpipe("query", name, "--lake", lake, "--json").check().json
+        assert len(rows) == int(rest) + 8, name
+    # --json keeps every row.
+    full = pinpipe("demo", "--events", 200, "--dir", tmp_path / "demo2", "--json", timeout=600).check().json
+    by_name = {a["name"]: a["rows"] for a in full["batch"]["analytics"]}
+    assert len(by_name["top_category_by_country"]) > 8

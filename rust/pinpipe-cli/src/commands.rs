@@ -257,6 +257,14 @@ pub fn sink_text(s: &pinpipe::sink::SinkSummary) -> String {
 }
 
 /// Text form of a batch summary: per-table counts, then every analytics table.
+/// Rows of each analytics table a text summary shows (`--json` has them all).
+const ANALYTICS_ROWS_SHOWN: usize = 8;
+
+/// The lake as a user would type it: a local path rather than a `file://` URL.
+fn lake_arg(lake: &str) -> String {
+    lake.strip_prefix("file://").map(|p| p.trim_end_matches('/').to_string()).unwrap_or_else(|| lake.to_string())
+}
+
 pub fn batch_text(s: &BatchSummary) -> String {
     let mut out = format!("batch run {} -> {}\n", s.run_id, s.lake);
     out.push_str(&format!(
@@ -277,7 +285,16 @@ pub fn batch_text(s: &BatchSummary) -> String {
     }
     for a in &s.analytics {
         out.push_str(&format!("\n{} ({})\n", a.name, a.question));
-        out.push_str(&rows_table(&a.rows));
+        let shown = a.rows.len().min(ANALYTICS_ROWS_SHOWN);
+        out.push_str(&rows_table(&a.rows[..shown]));
+        if a.rows.len() > shown {
+            out.push_str(&format!(
+                "  … {} more rows: pinpipe query {} --lake {}\n",
+                a.rows.len() - shown,
+                a.name,
+                lake_arg(&s.lake)
+            ));
+        }
     }
     out.push_str(&format!(
         "\n{:.2} s (decode {:.2} s, clean {:.2} s, analytics {:.2} s)",
