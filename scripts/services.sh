@@ -450,10 +450,10 @@ sys.exit(0 if (correlation_id, error_code) == (7, 0) else 1)
 EOF
 }
 
-# Any HTTP response from moto (it maps / to S3's ListBuckets); proxies are bypassed.
-moto_ready() {
-    port_open "$MOTO_PORT" || return 1
-    python3 - "http://127.0.0.1:$MOTO_PORT/" <<'EOF' 2>/dev/null
+# http_answers PORT: any HTTP response on 127.0.0.1:PORT; proxies are bypassed.
+http_answers() {
+    port_open "$1" || return 1
+    python3 - "http://127.0.0.1:$1/" <<'EOF' 2>/dev/null
 import sys, urllib.error, urllib.request
 
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -464,19 +464,10 @@ except urllib.error.HTTPError:
 EOF
 }
 
-# Any HTTP response from kinesalite.
-kinesis_ready() {
-    port_open "$KINESIS_PORT" || return 1
-    python3 - "http://127.0.0.1:$KINESIS_PORT/" <<'EOF' 2>/dev/null
-import sys, urllib.error, urllib.request
+# moto maps / to S3's ListBuckets.
+moto_ready() { http_answers "$MOTO_PORT"; }
 
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-try:
-    opener.open(sys.argv[1], timeout=3).read()
-except urllib.error.HTTPError:
-    pass
-EOF
-}
+kinesis_ready() { http_answers "$KINESIS_PORT"; }
 
 mariadb_ready() {
     "$(mdb_bin mariadb-admin mysqladmin)" --no-defaults --protocol=SOCKET --socket="$MDB_SOCK" \

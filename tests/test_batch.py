@@ -5,12 +5,10 @@ same lake on S3 at once; the Delta tables as the `deltalake` Python package read
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 
 from conftest import (
-    AWS_ENDPOINT,
     PINPIPE_BIN,
     Landing,
     base_env,
@@ -20,6 +18,7 @@ from conftest import (
     read_landing,
     run_emulator,
     run_sink_until_caught_up,
+    s3_storage_options,
 )
 
 ANALYTICS = {
@@ -51,13 +50,7 @@ CLEAN = {
 
 
 def storage_options() -> dict:
-    return {
-        "AWS_ENDPOINT_URL": AWS_ENDPOINT,
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
-        "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
-    }
+    return s3_storage_options()
 
 
 def delta_table(uri: str):

@@ -328,6 +328,30 @@ impl AwsConfig {
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
     }
 
+    /// The AWS SDK configuration of these settings, for a service at `endpoint` (none: the
+    /// region's AWS endpoint): aws-config's default chain (environment, profiles, SSO, web
+    /// identity, IMDS) with this config's explicit region and keys on top. Every SDK client of
+    /// pinpipe (S3, Kinesis) is built from it.
+    pub async fn sdk_config(&self, endpoint: Option<String>) -> aws_config::SdkConfig {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = self.region() {
+            loader = loader.region(aws_config::Region::new(region));
+        }
+        if let Some(endpoint) = endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if let (Some(key), Some(secret)) = (&self.access_key_id, &self.secret_access_key) {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                key,
+                secret.expose(),
+                self.session_token.as_ref().map(|t| t.expose().to_string()),
+                None,
+                "pinpipe",
+            ));
+        }
+        loader.load().await
+    }
+
     /// The region: this config's, else `AWS_REGION`, else `AWS_DEFAULT_REGION`.
     pub fn region(&self) -> Option<String> {
         self.region

@@ -184,23 +184,7 @@ pub async fn abort_incomplete_uploads(
 /// An S3 client for these settings: aws-config's default chain, with this config's explicit
 /// values on top; path-style addressing when an endpoint is set (local S3 servers).
 async fn s3_client(aws: &AwsConfig) -> aws_sdk_s3::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = aws.region() {
-        loader = loader.region(aws_config::Region::new(region));
-    }
-    if let Some(endpoint) = aws.endpoint() {
-        loader = loader.endpoint_url(endpoint);
-    }
-    if let (Some(key), Some(secret)) = (&aws.access_key_id, &aws.secret_access_key) {
-        loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
-            key,
-            secret.expose(),
-            aws.session_token.as_ref().map(|t| t.expose().to_string()),
-            None,
-            "pinpipe",
-        ));
-    }
-    let shared = loader.load().await;
+    let shared = aws.sdk_config(aws.endpoint()).await;
     let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(aws.endpoint().is_some()).build();
     aws_sdk_s3::Client::from_conf(config)
 }

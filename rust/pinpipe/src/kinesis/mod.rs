@@ -205,23 +205,7 @@ impl Kinesis {
     /// A client on aws-config's default chain (environment, profiles, SSO, IMDS, ...), with the
     /// set fields of `aws` winning over it and the Kinesis endpoint of [`AwsConfig::kinesis_endpoint`].
     pub async fn connect(aws: &AwsConfig) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = aws.region() {
-            loader = loader.region(aws_config::Region::new(region));
-        }
-        if let Some(endpoint) = aws.kinesis_endpoint() {
-            loader = loader.endpoint_url(endpoint);
-        }
-        if let (Some(key), Some(secret)) = (&aws.access_key_id, &aws.secret_access_key) {
-            loader = loader.credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-                key,
-                secret.expose(),
-                aws.session_token.as_ref().map(|t| t.expose().to_string()),
-                None,
-                "pinpipe",
-            ));
-        }
-        let shared = loader.load().await;
+        let shared = aws.sdk_config(aws.kinesis_endpoint()).await;
         let config = aws_sdk_kinesis::config::Builder::from(&shared)
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
