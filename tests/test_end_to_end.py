@@ -178,3 +178,11 @@ def test_the_demo_summary_fits_a_screen_or_two_and_names_the_rest(tmp_path):
     full = pinpipe("demo", "--events", 200, "--dir", tmp_path / "demo2", "--json", timeout=600).check().json
     by_name = {a["name"]: a["rows"] for a in full["batch"]["analytics"]}
     assert len(by_name["top_category_by_country"]) > 8
+    # A second run in the same directory starts over: new in-process Kafka, new landing zone.
+    again = pinpipe("demo", "--events", 200, "--dir", tmp_path / "demo2", "--json", timeout=600).check().json
+    assert again["sink"]["records_landed"] == 600 and again["batch"] == {**full["batch"], **{
+        k: again["batch"][k] for k in again["batch"] if k.endswith("_secs") or k == "run_id"}}
+    # A directory the demo did not make is left alone.
+    (tmp_path / "mine" / "landing").mkdir(parents=True)
+    res = pinpipe("demo", "--events", 10, "--dir", tmp_path / "mine")
+    assert res.returncode == 1 and "not made by pinpipe demo" in res.stderr, res.report()

@@ -28,8 +28,8 @@ use crate::stream::{run_stream, StreamConfig, StreamSummary};
 pub struct DemoConfig {
     /// Whose resource names to use.
     pub user_id: UserId,
-    /// Working directory; the landing zone goes in `<dir>/landing`, the lake in `<dir>/lake`.
-    /// Default `pinpipe-demo`.
+    /// Working directory; the landing zone goes in `<dir>/landing`, the lake in `<dir>/lake`,
+    /// both replaced on every run (only in a directory the demo made). Default `pinpipe-demo`.
     pub dir: PathBuf,
     /// Events to send (flat out, no sleeps). Default 1000.
     pub events: u64,
@@ -77,7 +77,36 @@ pub struct DemoSummary {
     pub stream: StreamSummary,
 }
 
+/// The file that marks a directory as the demo's own.
+const MARKER: &str = ".pinpipe-demo";
+
+/// Every demo run starts on new in-process Kafka and Kinesis, so what an earlier run left in
+/// `dir` (whose landing objects would hold the offsets the new run reuses) is removed — but only
+/// from a directory the demo made itself.
+fn prepare_dir(dir: &std::path::Path) -> Result<()> {
+    let io = |what: &str| crate::error::Error::io(format!("{what} {}", dir.display()));
+    let ours = dir.join(MARKER).exists();
+    for sub in ["landing", "lake"] {
+        let path = dir.join(sub);
+        if !path.exists() {
+            continue;
+        }
+        if !ours {
+            return Err(crate::error::Error::Config(format!(
+                "{} already exists and was not made by pinpipe demo: give the demo another --dir",
+                path.display()
+            )));
+        }
+        std::fs::remove_dir_all(&path).map_err(io("clear the demo directory"))?;
+    }
+    std::fs::create_dir_all(dir).map_err(io("create"))?;
+    std::fs::write(dir.join(MARKER), b"made by pinpipe demo; its landing and lake are replaced on every run\n")
+        .map_err(io("mark"))?;
+    Ok(())
+}
+
 pub async fn run_demo(config: DemoConfig) -> Result<DemoSummary> {
+    prepare_dir(&config.dir)?;
     let kafka = EmbeddedKafka::start()?;
     for topic in config.user_id.topics() {
         kafka.create_topic(&topic, config.partitions)?;
