@@ -293,6 +293,38 @@ impl Builder {
     }
 }
 
+/// The columns of a raw batch being built: the data columns, `_partition` and `_offset`.
+struct RawRows {
+    builders: Vec<Builder>,
+    partitions: Int32Builder,
+    offsets: Int64Builder,
+}
+
+impl RawRows {
+    fn new(table: Table, capacity: usize) -> Self {
+        RawRows {
+            builders: raw_columns(table).iter().map(|c| Builder::new(c.ty, capacity)).collect(),
+            partitions: Int32Builder::with_capacity(capacity),
+            offsets: Int64Builder::with_capacity(capacity),
+        }
+    }
+
+    fn push(&mut self, values: Vec<Typed<'_>>, partition: i32, offset: i64) {
+        for (builder, value) in self.builders.iter_mut().zip(values) {
+            builder.append(value);
+        }
+        self.partitions.append_value(partition);
+        self.offsets.append_value(offset);
+    }
+
+    fn finish(mut self, table: Table) -> RecordBatch {
+        let mut arrays: Vec<ArrayRef> = self.builders.into_iter().map(Builder::finish).collect();
+        arrays.push(Arc::new(self.partitions.finish()));
+        arrays.push(Arc::new(self.offsets.finish()));
+        RecordBatch::try_new(raw_schema(table), arrays).expect("decoded arrays match the raw schema")
+    }
+}
+
 /// One JSON document as the raw columns' values, or why it cannot be.
 fn decode_row<'a>(columns: &'static [RawColumn], text: &'a [u8]) -> Result<Vec<Typed<'a>>, String> {
     let mut de = serde_json::Deserializer::from_slice(text);
@@ -308,10 +340,7 @@ fn decode_row<'a>(columns: &'static [RawColumn], text: &'a [u8]) -> Result<Vec<T
 /// `line` is i + 1.
 pub fn decode_records<'a>(table: Table, records: impl ExactSizeIterator<Item = &'a [u8]>) -> Decoded {
     let columns = raw_columns(table);
-    let capacity = records.len();
-    let mut builders: Vec<Builder> = columns.iter().map(|c| Builder::new(c.ty, capacity)).collect();
-    let mut partitions = Int32Builder::with_capacity(capacity);
-    let mut offsets = Int64Builder::with_capacity(capacity);
+    let mut rows = RawRows::new(table, records.len());
     let mut dead_letters = Vec::new();
     for (i, record) in records.enumerate() {
         let decoded = if record.trim_ascii().is_empty() || std::str::from_utf8(record).is_err() {
@@ -320,21 +349,11 @@ pub fn decode_records<'a>(table: Table, records: impl ExactSizeIterator<Item = &
             decode_row(columns, record)
         };
         match decoded {
-            Ok(values) => {
-                for (builder, value) in builders.iter_mut().zip(values) {
-                    builder.append(value);
-                }
-                partitions.append_value(0);
-                offsets.append_value(i as i64);
-            }
+            Ok(values) => rows.push(values, 0, i as i64),
             Err(error) => dead_letters.push(DeadLetter::new(i as i64 + 1, record, error)),
         }
     }
-    let mut arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
-    arrays.push(Arc::new(partitions.finish()));
-    arrays.push(Arc::new(offsets.finish()));
-    let batch = RecordBatch::try_new(raw_schema(table), arrays).expect("decoded arrays match the raw schema");
-    Decoded { batch, dead_letters }
+    Decoded { batch: rows.finish(table), dead_letters }
 }
 
 /// Decodes the lines of one landing object. `start_offset` is the Kafka offset of its first
@@ -342,10 +361,7 @@ pub fn decode_records<'a>(table: Table, records: impl ExactSizeIterator<Item = &
 pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i64) -> Decoded {
     let columns = raw_columns(table);
     let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
-    let capacity = lines.len();
-    let mut builders: Vec<Builder> = columns.iter().map(|c| Builder::new(c.ty, capacity)).collect();
-    let mut partitions = Int32Builder::with_capacity(capacity);
-    let mut offsets = Int64Builder::with_capacity(capacity);
+    let mut rows = RawRows::new(table, lines.len());
     let mut dead_letters = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let trimmed = line.trim_ascii();
@@ -358,21 +374,11 @@ pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i6
             continue;
         }
         match decode_row(columns, trimmed) {
-            Ok(values) => {
-                for (builder, value) in builders.iter_mut().zip(values) {
-                    builder.append(value);
-                }
-                partitions.append_value(partition);
-                offsets.append_value(start_offset + i as i64);
-            }
+            Ok(values) => rows.push(values, partition, start_offset + i as i64),
             Err(error) => dead_letters.push(DeadLetter::new(i as i64 + 1, line, error)),
         }
     }
-    let mut arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
-    arrays.push(Arc::new(partitions.finish()));
-    arrays.push(Arc::new(offsets.finish()));
-    let batch = RecordBatch::try_new(raw_schema(table), arrays).expect("decoded arrays match the raw schema");
-    Decoded { batch, dead_letters }
+    Decoded { batch: rows.finish(table), dead_letters }
 }
 
 #[cfg(test)]

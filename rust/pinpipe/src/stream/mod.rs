@@ -593,18 +593,20 @@ impl Job {
         if keys.is_empty() {
             return Ok(());
         }
-        let batches: Vec<ShardBatch> = keys
-            .iter()
-            .map(|k| {
-                let h = &self.held[k];
-                ShardBatch {
-                    stream: h.stream.clone(),
-                    shard_id: h.shard_id.clone(),
-                    records: h.buffer.clone(),
-                    finished: h.ended,
-                }
-            })
-            .collect();
+        // The records move into the micro-batch; a shard whose commit does not happen for another
+        // shard's sake gets them back (`restore`).
+        let mut batches: Vec<ShardBatch> = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let h = self.held.get_mut(k).expect("held");
+            let records = std::mem::take(&mut h.buffer);
+            self.pending_records -= records.len();
+            batches.push(ShardBatch {
+                stream: h.stream.clone(),
+                shard_id: h.shard_id.clone(),
+                records,
+                finished: h.ended,
+            });
+        }
         let refs: Vec<&ShardBatch> = batches.iter().collect();
         let done_dead: HashMap<String, Option<String>> =
             keys.iter().map(|k| (k.clone(), self.held[k].dead_letters_committed.clone())).collect();
@@ -666,7 +668,8 @@ impl Job {
             .map(|b| (b.key(), b.end_position(self.held[&b.key()].committed.as_deref())))
             .collect();
         if !lost.is_empty() {
-            // Those shards' rows must not go in: commit the others next time, from their buffers.
+            // Those shards' rows must not go in: commit the others next time.
+            self.restore(batches, &lost);
             self.lose(&lost);
             return Ok(());
         }
@@ -695,8 +698,6 @@ impl Job {
                 }
                 for (key, position) in positions {
                     let h = self.held.get_mut(&key).expect("held");
-                    self.pending_records -= h.buffer.len();
-                    h.buffer.clear();
                     h.rows_txn = Some(version);
                     h.committed = position.sequence_number.clone();
                     if position.finished {
@@ -711,10 +712,27 @@ impl Job {
             }
             Committed::Lost { table: t, shards } => {
                 self.tables.insert(table, t);
-                self.lose(&shards.into_iter().collect());
+                let lost = shards.into_iter().collect();
+                self.restore(batches, &lost);
+                self.lose(&lost);
             }
         }
         Ok(())
+    }
+
+    /// Gives the records of an uncommitted micro-batch back to their shards, except `lost` ones.
+    fn restore(&mut self, batches: Vec<ShardBatch>, lost: &BTreeSet<String>) {
+        for batch in batches {
+            let key = batch.key();
+            if lost.contains(&key) {
+                continue;
+            }
+            if let Some(h) = self.held.get_mut(&key) {
+                self.pending_records += batch.records.len();
+                let newer = std::mem::replace(&mut h.buffer, batch.records);
+                h.buffer.extend(newer);
+            }
+        }
     }
 
     /// Another writer consumed these shards: stop them; the lease cycle decides who reads them.
