@@ -132,7 +132,8 @@ pub fn queries() -> Vec<Query> {
             name: "users_joined_by_year",
             question: "users who joined each year, 2015-2020",
             sql: "SELECT CAST(date_part('year', date_joined) AS INT) AS post_year, count(*) AS number_users_joined \
-                  FROM (SELECT DISTINCT user_name, age, date_joined FROM \"user\" WHERE date_joined IS NOT NULL) \
+                  FROM (SELECT DISTINCT user_name, age, date_joined FROM \"user\" \
+                  WHERE user_name IS NOT NULL AND age IS NOT NULL AND date_joined IS NOT NULL) \
                   WHERE date_part('year', date_joined) BETWEEN 2015 AND 2020 GROUP BY 1 ORDER BY 1"
                 .to_string(),
             schema: schema(vec![field("post_year", int()), field("number_users_joined", long())]),

@@ -53,7 +53,7 @@ pub fn dead_letter_batch(run_id: &str, topic: &str, rows: &[(Object, DeadLetter)
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|(o, _)| o.partition))),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(o, _)| o.key.as_str()))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, d)| d.line))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(o, d)| o.start + d.line - 1))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(o, d)| o.start + d.index))),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, d)| d.raw.as_str()))),
         Arc::new(BinaryArray::from_iter_values(rows.iter().map(|(_, d)| d.raw_bytes.as_slice()))),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, d)| d.error.as_str()))),

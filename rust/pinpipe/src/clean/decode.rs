@@ -1,7 +1,10 @@
-//! Decoding landed JSON lines into raw Arrow batches with the explicit raw schema. Lines that are
-//! not JSON objects, lack the key, or hold values that cannot be coerced become dead letters.
+//! Decoding landed JSON lines into raw Arrow batches with the explicit raw schema, as RULES.md's
+//! "Dirty values" decides: a record is a dead letter only when it is not a JSON object or its key
+//! is unusable; any other value that cannot be used as its column's type becomes null and is
+//! counted as `<column>: unparsable`.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -9,21 +12,37 @@ use deltalake::arrow::array::{
     ArrayRef, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::raw::{parse_timestamp, raw_columns, raw_schema, RawColumn, RawType};
+use super::trim;
 use crate::model::Table;
 
-/// A JSON scalar as read, before coercion.
+/// A JSON value of a wanted column as read, before coercion. Numbers keep their text: text
+/// columns take it as written, and no number is too large to read.
 #[derive(Debug, Clone, PartialEq)]
-enum Scalar<'a> {
+enum Json<'a> {
     Missing,
     Null,
     Bool(bool),
-    I64(i64),
-    U64(u64),
-    F64(f64),
+    Number(&'a str),
     Str(Cow<'a, str>),
     Complex,
+}
+
+impl<'a> Json<'a> {
+    /// Classifies one JSON value by its text (which serde_json has already checked).
+    fn of(raw: &'a str) -> Result<Self, serde_json::Error> {
+        Ok(match raw.as_bytes().first() {
+            Some(b'"') if !raw.contains('\\') => Json::Str(Cow::Borrowed(&raw[1..raw.len() - 1])),
+            Some(b'"') => Json::Str(Cow::Owned(serde_json::from_str::<String>(raw)?)),
+            Some(b'n') => Json::Null,
+            Some(b't') => Json::Bool(true),
+            Some(b'f') => Json::Bool(false),
+            Some(b'{' | b'[') => Json::Complex,
+            _ => Json::Number(raw),
+        })
+    }
 }
 
 /// A value coerced to its column's type.
@@ -39,6 +58,9 @@ enum Typed<'a> {
 pub struct DeadLetter {
     /// 1-based line number in the object.
     pub line: i64,
+    /// 0-based index of the record in the object (blank lines are not records): its offset is
+    /// the object's start offset plus this.
+    pub index: i64,
     /// The record as text (invalid UTF-8 replaced, for reading).
     pub raw: String,
     /// The record's exact bytes.
@@ -49,8 +71,8 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// A dead letter of `line` (1-based), whose record is the landed line `text` — or, for a
     /// value the sink landed as undecodable, the value's original bytes.
-    fn new(line: i64, text: &[u8], error: String) -> Self {
-        DeadLetter { line, raw: String::from_utf8_lossy(text).into_owned(), raw_bytes: text.to_vec(), error }
+    fn new(line: i64, index: i64, text: &[u8], error: String) -> Self {
+        DeadLetter { line, index, raw: String::from_utf8_lossy(text).into_owned(), raw_bytes: text.to_vec(), error }
     }
 }
 
@@ -70,59 +92,21 @@ fn undecodable_error(value: &[u8]) -> String {
 pub struct Decoded {
     pub batch: RecordBatch,
     pub dead_letters: Vec<DeadLetter>,
+    /// Values set to null because they could not be used as their column's type, per raw column
+    /// (in the order of [`raw_columns`]).
+    pub unparsable: Vec<u64>,
+    table: Table,
 }
 
-struct ScalarVisitor;
-
-impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Scalar<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Scalar::Null)
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(Scalar::Null)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Scalar::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Scalar::I64(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Scalar::U64(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Scalar::F64(v))
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Scalar::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Scalar::Str(Cow::Owned(v.to_string())))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Scalar::Str(Cow::Owned(v)))
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Complex)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Complex)
-    }
-}
-
-struct ScalarSeed;
-
-impl<'de> DeserializeSeed<'de> for ScalarSeed {
-    type Value = Scalar<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(ScalarVisitor)
+impl Decoded {
+    /// Adds the unparsable values to `counts`, as `<column>: unparsable`. The dropped
+    /// `downloaded` column reaches no table and is not counted.
+    pub fn count_unparsable(&self, counts: &mut BTreeMap<String, u64>) {
+        for (column, n) in raw_columns(self.table).iter().zip(&self.unparsable) {
+            if *n > 0 && column.name != "downloaded" {
+                *counts.entry(format!("{}: unparsable", column.name)).or_default() += n;
+            }
+        }
     }
 }
 
@@ -149,30 +133,33 @@ impl<'de> DeserializeSeed<'de> for KeySeed {
     }
 }
 
-/// Reads one JSON object into the slots of the wanted columns.
+/// Reads one JSON object into the slots of the wanted columns (the last of repeated keys wins).
 struct RowSeed<'c> {
     columns: &'c [RawColumn],
 }
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
-    type Value = Vec<Scalar<'de>>;
+    type Value = Vec<Json<'de>>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for RowSeed<'_> {
-    type Value = Vec<Scalar<'de>>;
+    type Value = Vec<Json<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut values = vec![Scalar::Missing; self.columns.len()];
+        let mut values = vec![Json::Missing; self.columns.len()];
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match self.columns.iter().position(|c| c.name == key) {
-                Some(i) => values[i] = map.next_value_seed(ScalarSeed)?,
+                Some(i) => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    values[i] = Json::of(raw.get()).map_err(serde::de::Error::custom)?;
+                }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -182,67 +169,75 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
 }
 
-fn coerce<'a>(column: &RawColumn, value: Scalar<'a>) -> Result<Typed<'a>, String> {
-    let bad = |what: &str| Err(format!("column {}: cannot use {what} as {:?}", column.name, column.ty));
+/// `-?[0-9]+` as an i64 (None when it is not one, or does not fit).
+fn integer(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// A finite number written as JSON number text or as a numeric string (`"7.25"`, `" 33"`).
+fn number(text: &str) -> Option<f64> {
+    let t = trim(text);
+    // Rust's parser also takes "inf" and "NaN": not numbers here.
+    t.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// A whole number that fits an i64, from a JSON number or a numeric string (`33`, `"33"`,
+/// `33.0`); None otherwise.
+fn whole_number(text: &str) -> Option<i64> {
+    let t = trim(text);
+    if let Some(i) = integer(t.strip_prefix('+').unwrap_or(t)) {
+        return Some(i);
+    }
+    let f = number(t)?;
+    (f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
+}
+
+/// Why a record's key is unusable, or its value.
+fn key_value(column: &RawColumn, value: &Json) -> Result<i64, String> {
+    let name = column.name;
     match value {
-        Scalar::Missing | Scalar::Null if column.required => Err(format!("column {} is missing or null", column.name)),
-        Scalar::Missing | Scalar::Null => Ok(Typed::Null),
-        Scalar::Complex => bad("an object or array"),
-        value => match column.ty {
-            RawType::Text => Ok(Typed::Text(match value {
-                Scalar::Str(s) => s,
-                Scalar::Bool(b) => Cow::Owned(b.to_string()),
-                Scalar::I64(i) => Cow::Owned(i.to_string()),
-                Scalar::U64(u) => Cow::Owned(u.to_string()),
-                Scalar::F64(f) => {
-                    Cow::Owned(serde_json::Number::from_f64(f).map(|n| n.to_string()).unwrap_or_default())
-                }
-                _ => unreachable!("handled above"),
-            })),
-            RawType::Int64 | RawType::Int32 => {
-                let int = match &value {
-                    Scalar::I64(i) => Some(*i),
-                    Scalar::U64(u) => i64::try_from(*u).ok(),
-                    Scalar::F64(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(*f as i64),
-                    Scalar::Str(s) => s.trim().parse::<i64>().ok(),
-                    _ => None,
-                };
-                match int {
-                    Some(i) if column.ty == RawType::Int32 && i32::try_from(i).is_err() => {
-                        bad(&format!("{i} (out of range)"))
-                    }
-                    Some(i) => Ok(Typed::Int(i)),
-                    None => bad(&describe(&value)),
-                }
-            }
-            RawType::Float64 => match &value {
-                Scalar::I64(i) => Ok(Typed::Float(*i as f64)),
-                Scalar::U64(u) => Ok(Typed::Float(*u as f64)),
-                Scalar::F64(f) => Ok(Typed::Float(*f)),
-                Scalar::Str(s) => match s.trim().parse::<f64>() {
-                    Ok(f) if f.is_finite() => Ok(Typed::Float(f)),
-                    _ => bad(&describe(&value)),
-                },
-                _ => bad(&describe(&value)),
-            },
-            RawType::Timestamp => match &value {
-                Scalar::Str(s) => parse_timestamp(s).map(Typed::Int).ok_or_else(|| {
-                    format!("column {}: {:?} is not a datetime (YYYY-MM-DD HH:MM:SS, ISO 8601)", column.name, s)
-                }),
-                _ => bad(&describe(&value)),
-            },
-        },
+        Json::Missing => Err(format!("column {name} is missing")),
+        Json::Null => Err(format!("column {name} is null")),
+        Json::Number(t) => integer(t).ok_or_else(|| format!("column {name}: {t} is not an integer that fits 64 bits")),
+        Json::Str(s) => integer(trim(s)).ok_or_else(|| format!("column {name}: {s:?} is not an integer")),
+        Json::Bool(b) => Err(format!("column {name}: {b} is not an integer")),
+        Json::Complex => Err(format!("column {name}: an object or array is not an integer")),
     }
 }
 
-fn describe(value: &Scalar) -> String {
-    match value {
-        Scalar::Str(s) => format!("{s:?}"),
-        Scalar::Bool(b) => b.to_string(),
-        Scalar::I64(i) => i.to_string(),
-        Scalar::U64(u) => u.to_string(),
-        Scalar::F64(f) => f.to_string(),
-        other => format!("{other:?}"),
+/// A value as its column's type; None when it cannot be used (it becomes null, counted).
+fn coerce<'a>(column: &RawColumn, value: Json<'a>) -> Option<Typed<'a>> {
+    if matches!(value, Json::Missing | Json::Null) {
+        return Some(Typed::Null);
+    }
+    match column.ty {
+        RawType::Text => match value {
+            Json::Str(s) => Some(Typed::Text(s)),
+            Json::Number(t) => Some(Typed::Text(Cow::Borrowed(t))),
+            Json::Bool(b) => Some(Typed::Text(Cow::Borrowed(if b { "true" } else { "false" }))),
+            _ => None,
+        },
+        RawType::Int64 | RawType::Int32 => {
+            let i = match value {
+                Json::Number(t) => whole_number(t),
+                Json::Str(s) => whole_number(&s),
+                _ => None,
+            }?;
+            (column.ty == RawType::Int64 || i32::try_from(i).is_ok()).then_some(Typed::Int(i))
+        }
+        RawType::Float64 => match value {
+            Json::Number(t) => number(t).map(Typed::Float),
+            Json::Str(s) => number(&s).map(Typed::Float),
+            _ => None,
+        },
+        RawType::Timestamp => match value {
+            Json::Str(s) => parse_timestamp(&s).map(Typed::Int),
+            _ => None,
+        },
     }
 }
 
@@ -325,14 +320,31 @@ impl RawRows {
     }
 }
 
-/// One JSON document as the raw columns' values, or why it cannot be.
-fn decode_row<'a>(columns: &'static [RawColumn], text: &'a [u8]) -> Result<Vec<Typed<'a>>, String> {
+/// One JSON document as the raw columns' values, or why it is a dead letter. Unusable values
+/// become nulls and are counted in `unparsable`.
+fn decode_row<'a>(
+    columns: &'static [RawColumn],
+    text: &'a [u8],
+    unparsable: &mut [u64],
+) -> Result<Vec<Typed<'a>>, String> {
     let mut de = serde_json::Deserializer::from_slice(text);
-    RowSeed { columns }
+    let row = RowSeed { columns }
         .deserialize(&mut de)
         .and_then(|row| de.end().map(|_| row))
-        .map_err(|e| format!("not a JSON object: {e}"))
-        .and_then(|row| row.into_iter().zip(columns).map(|(value, column)| coerce(column, value)).collect())
+        .map_err(|e| format!("not a JSON object: {e}"))?;
+    row.into_iter()
+        .zip(columns)
+        .enumerate()
+        .map(|(i, (value, column))| {
+            if column.required {
+                return key_value(column, &value).map(Typed::Int);
+            }
+            Ok(coerce(column, value).unwrap_or_else(|| {
+                unparsable[i] += 1;
+                Typed::Null
+            }))
+        })
+        .collect()
 }
 
 /// Decodes records that are one JSON document each (Kinesis records: line breaks inside a
@@ -342,85 +354,141 @@ pub fn decode_records<'a>(table: Table, records: impl ExactSizeIterator<Item = &
     let columns = raw_columns(table);
     let mut rows = RawRows::new(table, records.len());
     let mut dead_letters = Vec::new();
+    let mut unparsable = vec![0; columns.len()];
     for (i, record) in records.enumerate() {
         let decoded = if record.trim_ascii().is_empty() || std::str::from_utf8(record).is_err() {
             Err(undecodable_error(record))
         } else {
-            decode_row(columns, record)
+            decode_row(columns, record, &mut unparsable)
         };
         match decoded {
             Ok(values) => rows.push(values, 0, i as i64),
-            Err(error) => dead_letters.push(DeadLetter::new(i as i64 + 1, record, error)),
+            Err(error) => dead_letters.push(DeadLetter::new(i as i64 + 1, i as i64, record, error)),
         }
     }
-    Decoded { batch: rows.finish(table), dead_letters }
+    Decoded { batch: rows.finish(table), dead_letters, unparsable, table }
 }
 
-/// Decodes the lines of one landing object. `start_offset` is the Kafka offset of its first
-/// line; line i (0-based) gets offset `start_offset + i`.
+/// Decodes the lines of one landing object. Lines end with LF or CRLF; blank lines are skipped
+/// and not counted. `start_offset` is the Kafka offset of the first record: record i (0-based)
+/// gets offset `start_offset + i`.
 pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i64) -> Decoded {
     let columns = raw_columns(table);
     let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
     let mut rows = RawRows::new(table, lines.len());
     let mut dead_letters = Vec::new();
+    let mut unparsable = vec![0; columns.len()];
+    let mut index = 0i64;
     for (i, line) in lines.iter().enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         let trimmed = line.trim_ascii();
         if trimmed.is_empty() {
-            continue; // the final newline, or a blank line
+            continue; // the final line break, or a blank line
         }
+        let (number, record) = (i as i64 + 1, index);
+        index += 1;
         if let Some(value) = crate::landing::parse_undecodable_line(trimmed) {
             let error = undecodable_error(&value);
-            dead_letters.push(DeadLetter::new(i as i64 + 1, &value, error));
+            dead_letters.push(DeadLetter::new(number, record, &value, error));
             continue;
         }
-        match decode_row(columns, trimmed) {
-            Ok(values) => rows.push(values, partition, start_offset + i as i64),
-            Err(error) => dead_letters.push(DeadLetter::new(i as i64 + 1, line, error)),
+        match decode_row(columns, line, &mut unparsable) {
+            Ok(values) => rows.push(values, partition, start_offset + record),
+            Err(error) => dead_letters.push(DeadLetter::new(number, record, line, error)),
         }
     }
-    Decoded { batch: rows.finish(table), dead_letters }
+    Decoded { batch: rows.finish(table), dead_letters, unparsable, table }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use deltalake::arrow::array::{Array, AsArray};
-    use deltalake::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
+    use deltalake::arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 
     #[test]
-    fn coerces_loose_json_and_dead_letters_the_rest() {
-        let data = br#"{"ind": 1, "first_name": "Ann", "last_name": "Lee", "age": "35", "date_joined": "2016-01-02T03:04:05.000Z", "extra": [1]}
-{"ind": "2", "first_name": 7, "age": 40.0, "date_joined": "2016-01-02 03:04:05"}
-not json
-{"ind": 3, "age": "old"}
-{"first_name": "no key"}
-{"ind": 4, "first_name": {"a": 1}}
-{"ind": 5, "date_joined": "yesterday"}
-[1, 2]
-{"_pinpipe_undecodable_value_base64":"/wo="}
-{"_pinpipe_undecodable_value_base64":""}
-"#;
-        let decoded = decode_object(Table::User, data, 2, 100);
+    fn keeps_every_object_with_a_usable_key_and_nulls_what_cannot_be_used() {
+        let data = concat!(
+            r#"{"ind": 1, "first_name": "Ann", "last_name": "Lee", "age": "35", "date_joined": "2016-01-02T03:04:05.000Z", "extra": [1e400]}"#,
+            "\r\n",
+            r#"{"ind": " 2 ", "first_name": 7.50, "last_name": true, "age": 40.0, "date_joined": "2016-01-02 03:04:05"}"#,
+            "\n   \t\r\n",
+            "not json\n",
+            r#"{"ind": 3, "age": "old", "first_name": {"a": 1}, "date_joined": "2021-02-30 00:00:00"}"#,
+            "\n",
+            r#"{"first_name": "no key"}"#,
+            "\n",
+            r#"{"ind": 4.0}"#,
+            "\n",
+            r#"{"ind": "+5"}"#,
+            "\n",
+            r#"{"ind": 99999999999999999999}"#,
+            "\n",
+            r#"{"ind": null, "age": 1}"#,
+            "\n",
+            "[1, 2]\n",
+            r#"{"_pinpipe_undecodable_value_base64":"/wo="}"#,
+            "\n",
+            r#"{"ind": -6, "age": 2147483648, "date_joined": 20160102}"#,
+            "\n",
+            r#"{"ind": 7, "age": 33.5, "last_name": "Ng"}"#,
+        );
+        let decoded = decode_object(Table::User, data.as_bytes(), 2, 100);
         let b = &decoded.batch;
-        assert_eq!(b.num_rows(), 2);
-        assert_eq!(b.column(0).as_primitive::<Int64Type>().values(), &[1, 2]);
-        assert_eq!(b.column(1).as_string::<i32>().value(1), "7");
-        assert!(b.column(2).is_null(1));
-        assert_eq!(b.column(3).as_primitive::<Int32Type>().values(), &[35, 40]);
+        assert_eq!(b.column(0).as_primitive::<Int64Type>().values(), &[1, 2, 3, -6, 7]);
+        let names = b.column(1).as_string::<i32>();
+        assert_eq!(names.value(1), "7.50", "a number in a text column is its JSON text");
+        assert!(names.is_null(2), "an object in a text column is null");
+        assert_eq!(b.column(2).as_string::<i32>().value(1), "true");
+        let ages = b.column(3).as_primitive::<Int32Type>();
+        assert_eq!((ages.value(0), ages.value(1)), (35, 40));
+        assert!(ages.is_null(2) && ages.is_null(3) && ages.is_null(4), "\"old\", 2^31 and 33.5 are not ages");
         let ts = b.column(4).as_primitive::<TimestampMicrosecondType>();
         assert_eq!(ts.value(0), ts.value(1));
+        assert!(ts.is_null(2) && ts.is_null(3), "an impossible date and a number are not datetimes");
         assert_eq!(b.column(5).as_primitive::<Int32Type>().value(0), 2);
-        assert_eq!(b.column(6).as_primitive::<Int64Type>().values(), &[100, 101]);
-        let lines: Vec<i64> = decoded.dead_letters.iter().map(|d| d.line).collect();
-        assert_eq!(lines, vec![3, 4, 5, 6, 7, 8, 9, 10]);
+        // Offsets count records, not the blank line.
+        assert_eq!(b.column(6).as_primitive::<Int64Type>().values(), &[100, 101, 103, 111, 112]);
+        let mut counts = BTreeMap::new();
+        decoded.count_unparsable(&mut counts);
+        let counts: Vec<(&str, u64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(counts, [("age: unparsable", 3), ("date_joined: unparsable", 2), ("first_name: unparsable", 1)]);
+
+        let lines: Vec<(i64, i64)> = decoded.dead_letters.iter().map(|d| (d.line, d.index)).collect();
+        assert_eq!(lines, vec![(4, 2), (6, 4), (7, 5), (8, 6), (9, 7), (10, 8), (11, 9), (12, 10)]);
         assert_eq!(decoded.dead_letters[0].raw, "not json");
         assert_eq!(decoded.dead_letters[0].raw_bytes, b"not json");
+        for (d, what) in
+            decoded.dead_letters[1..6].iter().zip(["missing", "4.0", "\"+5\"", "99999999999999999999", "null"])
+        {
+            assert!(d.error.contains("column ind") && d.error.contains(what), "{d:?}");
+        }
+        assert!(decoded.dead_letters[6].error.contains("not a JSON object"), "{:?}", decoded.dead_letters[6]);
         // Values the sink could not land as JSON come back with their exact bytes.
-        assert_eq!(decoded.dead_letters[6].raw_bytes, vec![0xff, b'\n']);
-        assert!(decoded.dead_letters[6].error.contains("UTF-8"), "{:?}", decoded.dead_letters[6]);
-        assert_eq!(decoded.dead_letters[7].raw_bytes, b"");
-        assert!(decoded.dead_letters[7].error.contains("empty"));
-        assert!(decoded.dead_letters[1].error.contains("age"), "{:?}", decoded.dead_letters[1]);
-        assert!(decoded.dead_letters[2].error.contains("ind"));
+        assert_eq!(decoded.dead_letters[7].raw_bytes, vec![0xff, b'\n']);
+        assert!(decoded.dead_letters[7].error.contains("UTF-8"), "{:?}", decoded.dead_letters[7]);
+    }
+
+    #[test]
+    fn numbers_are_read_from_their_text() {
+        let data =
+            br#"{"ind": 1, "latitude": "7.25", "longitude": -0.0, "timestamp": "2020-01-01 00:00:00", "country": 1E5}
+{"ind": 2, "latitude": 1e400, "longitude": "north", "country": false}
+{"ind": 3, "latitude": " 41.25 ", "longitude": "NaN", "country": "  kept as it came "}
+"#;
+        let decoded = decode_object(Table::Geo, data, 0, 0);
+        let b = &decoded.batch;
+        let lat = b.column(2).as_primitive::<Float64Type>();
+        assert_eq!((lat.value(0), lat.value(2)), (7.25, 41.25));
+        assert!(lat.is_null(1));
+        let lon = b.column(3).as_primitive::<Float64Type>();
+        assert!(lon.is_valid(0) && lon.is_null(1) && lon.is_null(2));
+        let country = b.column(4).as_string::<i32>();
+        assert_eq!((country.value(0), country.value(1), country.value(2)), ("1E5", "false", "  kept as it came "));
+        let mut counts = BTreeMap::new();
+        decoded.count_unparsable(&mut counts);
+        assert_eq!(counts.get("latitude: unparsable"), Some(&1));
+        assert_eq!(counts.get("longitude: unparsable"), Some(&2));
+        assert!(decoded.dead_letters.is_empty());
     }
 }

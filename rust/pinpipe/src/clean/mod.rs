@@ -50,6 +50,20 @@ pub fn sentinels(table: Table, column: &str) -> &'static [&'static str] {
     SENTINELS.iter().find(|(t, c, _)| *t == table && *c == column).map(|(_, _, v)| *v).unwrap_or(&[])
 }
 
+/// Whether `c` counts as surrounding whitespace for RULES.md's "trimmed": spaces, tabs and line
+/// breaks of every kind (Unicode White_Space, and the separators U+001C–U+001F).
+pub fn is_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// `text` with surrounding whitespace removed, as RULES.md means "trimmed".
+pub fn trim(text: &str) -> &str {
+    text.trim_matches(is_space)
+}
+
+/// Name of the SQL function that applies [`trim`], registered by [`session`].
+pub const TRIM_UDF: &str = "pinpipe_trim";
+
 fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
@@ -58,7 +72,7 @@ fn sql_string(s: &str) -> String {
 pub fn nulled(table: Table, column: &str) -> String {
     let mut values = vec!["''".to_string()];
     values.extend(sentinels(table, column).iter().map(|s| sql_string(s)));
-    format!("CASE WHEN trim(\"{column}\") IN ({}) THEN NULL ELSE \"{column}\" END", values.join(", "))
+    format!("CASE WHEN {TRIM_UDF}(\"{column}\") IN ({}) THEN NULL ELSE \"{column}\" END", values.join(", "))
 }
 
 /// Name of the follower-count parsing function registered by [`session`].
@@ -68,7 +82,7 @@ pub const FOLLOWER_COUNT_UDF: &str = "pinpipe_follower_count";
 /// (×1,000), M (×1,000,000) or B (×1,000,000,000), exactly (no floating point), rounding a
 /// fractional result half up. Anything else is `None`.
 pub fn parse_follower_count(text: &str) -> Option<i64> {
-    let t = text.trim();
+    let t = trim(text);
     let (number, multiplier): (&str, i128) = match t.as_bytes().last()? {
         b'k' | b'K' => (&t[..t.len() - 1], 1_000),
         b'M' => (&t[..t.len() - 1], 1_000_000),
@@ -104,6 +118,17 @@ fn follower_count_udf(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
     Ok(ColumnarValue::Array(out))
 }
 
+fn trim_udf(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let text = cast(&arrays[0], &DataType::Utf8)?;
+    let out: deltalake::arrow::array::StringArray = text.as_string::<i32>().iter().map(|v| v.map(trim)).collect();
+    let out: ArrayRef = Arc::new(out);
+    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        return Ok(ColumnarValue::Scalar(deltalake::datafusion::scalar::ScalarValue::try_from_array(&out, 0)?));
+    }
+    Ok(ColumnarValue::Array(out))
+}
+
 /// A DataFusion session set up for the pipeline's SQL: plain (non-view) strings, UTC, and the
 /// pipeline's functions registered.
 pub fn session() -> SessionContext {
@@ -121,6 +146,13 @@ pub fn session() -> SessionContext {
         DataType::Int64,
         Volatility::Immutable,
         Arc::new(follower_count_udf),
+    ));
+    ctx.register_udf(create_udf(
+        TRIM_UDF,
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(trim_udf),
     ));
     ctx
 }
@@ -195,7 +227,7 @@ pub fn clean_columns(table: Table) -> Vec<String> {
                 let s = n("save_location");
                 format!(
                     "CASE WHEN strpos({s}, '/') > 0 THEN substr({s}, strpos({s}, '/')) \
-                     ELSE NULLIF(trim(regexp_replace({s}, '^\\s*Local save in\\s*', '')), '') END AS save_location"
+                     ELSE NULLIF({TRIM_UDF}(regexp_replace({s}, '^\\s*Local save in\\s*', '')), '') END AS save_location"
                 )
             },
             format!("{} AS category", n("category")),
@@ -208,10 +240,11 @@ pub fn clean_columns(table: Table) -> Vec<String> {
         ],
         Table::User => vec![
             "ind".to_string(),
+            // Blank parts are null (the null rule), and concat_ws skips nulls.
             format!(
-                "NULLIF(trim(concat_ws(' ', {}, {})), '') AS user_name",
-                format_args!("trim({})", n("first_name")),
-                format_args!("trim({})", n("last_name"))
+                "NULLIF(concat_ws(' ', {TRIM_UDF}({}), {TRIM_UDF}({})), '') AS user_name",
+                n("first_name"),
+                n("last_name")
             ),
             "age".to_string(),
             "date_joined".to_string(),
@@ -258,7 +291,7 @@ pub fn count_nulled(table: Table, batch: &RecordBatch, counts: &mut std::collect
         let Ok(text) = cast(array, &DataType::Utf8) else { continue };
         let values = sentinels(table, column);
         for v in text.as_string::<i32>().iter().flatten() {
-            let t = v.trim();
+            let t = trim(v);
             let cause = if t.is_empty() {
                 Some("empty")
             } else if let Some(s) = values.iter().find(|s| **s == t) {

@@ -190,6 +190,7 @@ pub async fn clean_batch(
     let decoded = decode_records(table, records.iter().map(|(_, r)| r.data.as_slice()));
     let mut quality = BTreeMap::new();
     crate::clean::count_nulled(table, &decoded.batch, &mut quality);
+    decoded.count_unparsable(&mut quality);
 
     // Where each decoded row came from, by its `_offset` (the record's index in `records`).
     let offsets = decoded
@@ -247,12 +248,12 @@ pub async fn clean_batch(
         .dead_letters
         .iter()
         .filter(|d| {
-            let (s, r) = records[(d.line - 1) as usize];
+            let (s, r) = records[d.index as usize];
             keep_dead_letter(s, r)
         })
         .collect();
     let dead_letter_count = kept.len();
-    let mut dead_letter_keys: Vec<String> = kept.iter().map(|d| records[(d.line - 1) as usize].0.key()).collect();
+    let mut dead_letter_keys: Vec<String> = kept.iter().map(|d| records[d.index as usize].0.key()).collect();
     dead_letter_keys.sort();
     dead_letter_keys.dedup();
     let dead_letters = (dead_letter_count > 0).then(|| {
@@ -265,7 +266,7 @@ pub async fn clean_batch(
         let mut raw_bytes = BinaryBuilder::new();
         let mut error = StringBuilder::new();
         for d in &kept {
-            let (s, r) = records[(d.line - 1) as usize];
+            let (s, r) = records[d.index as usize];
             stream.append_value(&s.stream);
             shard.append_value(&s.shard_id);
             seq.append_value(&r.sequence_number);
