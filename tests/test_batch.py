@@ -196,3 +196,65 @@ def test_several_batch_runs_writing_one_s3_lake_at_once(uid, bucket, tmp_path):
         assert len(set(raw.column("_offset").to_pylist())) == 3000
         clean = delta_table(f"{lake}/batch/{table}").to_pyarrow_table()
         assert sorted(clean.column("ind").to_pylist()) == sorted(set(drawn))
+
+
+def run_and_kill_at(cmd: list, phrase: str, delay: float) -> bool:
+    """Runs `cmd` with pinpipe's debug log and SIGKILLs it `delay` seconds after a log line holding
+    `phrase`. True if it was killed while still running."""
+    env = base_env(PINPIPE_LOG="warn,pinpipe=debug")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    killed = False
+    for line in proc.stderr:
+        if phrase in line:
+            time.sleep(delay)
+            killed = proc.poll() is None
+            proc.kill()
+            break
+    proc.stderr.close()
+    proc.wait(timeout=120)
+    return killed
+
+
+def test_daily_incremental_runs_equal_one_full_run_even_when_killed_mid_merge_and_mid_compaction(uid, tmp_path):
+    """Six days landed one after the other, each followed by an incremental run (compacting
+    whenever two small files pile up, vacuuming with no retention); on four days a first run is
+    SIGKILLed just after it starts merging into a clean table or compacting a table, then run
+    again. The tables must equal, row for row, those of one run over the whole landing zone."""
+    import random
+
+    landing, lake, full = tmp_path / "landing", tmp_path / "lake", tmp_path / "full"
+    rng = random.Random(31)
+    events, days = 2000, 6
+    kills = {1: "merging", 2: "compacting", 3: "merging", 4: "compacting"}
+    killed = 0
+    for day in range(days):
+        pinpipe("emulate", "landing", "--user-id", uid, "--landing", landing, "--events", events,
+                "--flush-size", 250, "--seed", 40 + day, "--start-offset", day * events, check=True)
+        if day == 2:
+            # In a second partition, a record of ind 3 that beats every later day's (a higher
+            # landing position), and a line that is no record (a dead letter, to come out once).
+            bad = landing / "topics" / f"{uid}.geo" / "partition=1" / f"{uid}.geo+1+0000000000.json"
+            bad.parent.mkdir(parents=True)
+            bad.write_text('{"ind": 3, "timestamp": "2020-01-01 00:00:00", "latitude": 1, "longitude": 2, '
+                           '"country": "X"}\nnot json\n')
+        cmd = [PINPIPE_BIN, "batch", "--user-id", uid, "--landing", str(landing), "--lake", str(lake), "--quiet",
+               "--compact-min-files", "2", "--vacuum-retention", "0"]
+        if day in kills:
+            killed += run_and_kill_at(cmd, kills[day], rng.uniform(0.0, 0.15))
+        summary = json.loads(subprocess.run(cmd + ["--json"], capture_output=True, text=True, check=True,
+                                            env=base_env(), timeout=600).stdout)
+        # Each day's run reads that day's objects (and those a killed run had not committed), never all.
+        assert sum(t["objects_read"] for t in summary["tables"]) <= 3 * (events // 250) + 1, summary
+    assert killed >= 3, f"only {killed} runs were still running when killed; the test proved little"
+    batch(str(landing), str(full), uid, "--quiet")
+
+    got, want = table_dump(str(lake)), table_dump(str(full))
+    for name in want:
+        assert got[name] == want[name], f"{name}: daily runs differ from one full run"
+    assert want["_raw_pin"] == [{"n": days * events, "d": days * events}]
+    assert len(want["_dead_letters"]) == 1
+    assert rows(str(lake), "SELECT country FROM geo WHERE ind = 3") == [{"country": "X"}]
+    # Compaction kept the raw tables to a few files, and vacuum removed the replaced ones.
+    raw_files = list((lake / "batch" / "_raw_pin").glob("*.parquet"))
+    assert len(delta_table(str(lake / "batch" / "_raw_pin")).file_uris()) <= 2
+    assert len(raw_files) <= 3, raw_files

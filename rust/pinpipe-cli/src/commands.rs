@@ -296,9 +296,16 @@ pub fn batch_text(s: &BatchSummary) -> String {
             ));
         }
     }
+    let m = &s.maintenance;
+    if m.tables_compacted > 0 || m.files_vacuumed > 0 {
+        out.push_str(&format!(
+            "\nupkeep: {} tables compacted ({} files into {}), {} old files vacuumed\n",
+            m.tables_compacted, m.files_compacted, m.files_written, m.files_vacuumed
+        ));
+    }
     out.push_str(&format!(
-        "\n{:.2} s (decode {:.2} s, clean {:.2} s, analytics {:.2} s)",
-        s.elapsed_secs, s.decode_secs, s.clean_secs, s.analytics_secs
+        "\n{:.2} s (decode {:.2} s, clean {:.2} s, analytics {:.2} s, upkeep {:.2} s)",
+        s.elapsed_secs, s.decode_secs, s.clean_secs, s.analytics_secs, m.secs
     ));
     out
 }
@@ -342,6 +349,10 @@ pub async fn batch(mut layers: Layers, args: BatchArgs, json: bool) -> Result<()
         .set("concurrency", args.concurrency)
         .set("retry_deadline", secs(args.retry_deadline, "--retry-deadline")?)
         .set("abandoned_upload_age", secs(args.abandoned_upload_age, "--abandoned-upload-age")?)
+        .set("compact", args.no_compact.then_some(false))
+        .set("compact_min_files", args.compact_min_files)
+        .set("vacuum", args.no_vacuum.then_some(false))
+        .set("vacuum_retention", secs(args.vacuum_retention, "--vacuum-retention")?)
         .flag("progress", !args.quiet && !json);
     let summary = pinpipe::jobs::batch(&layers).await?;
     print(json, &summary, batch_text);
@@ -407,7 +418,8 @@ pub async fn emulate_landing(mut layers: Layers, args: LandingArgs, json: bool) 
         .set("events", args.events)
         .set("seed", args.seed)
         .set("flush_size", args.flush_size)
-        .set("rows", args.rows);
+        .set("rows", args.rows)
+        .set("start_offset", args.start_offset);
     let (config, summary) = pinpipe::jobs::emulate_landing(&layers).await?;
     print(json, &summary, |s| {
         format!(

@@ -86,6 +86,19 @@ struct BatchArgs {
     /// the start of the run (leftovers of a killed run) [default: 86400].
     #[arg(long)]
     abandoned_upload_age: Option<f64>,
+    /// Do not compact small files at the end of the run.
+    #[arg(long)]
+    no_compact: bool,
+    /// Small files a table must have before the run compacts it [default: 10].
+    #[arg(long)]
+    compact_min_files: Option<usize>,
+    /// Do not vacuum (delete files no recent table version references) at the end of the run.
+    #[arg(long)]
+    no_vacuum: bool,
+    /// Seconds replaced files are kept for readers and time travel before vacuum deletes them
+    /// [default: 604800, 7 days].
+    #[arg(long)]
+    vacuum_retention: Option<f64>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -240,6 +253,9 @@ struct LandingArgs {
     /// Rows of the synthetic dataset (rows drawn are 0..=min(11000, rows - 1)) [default: 11154].
     #[arg(long)]
     rows: Option<u64>,
+    /// Offset of the first record, to add a later day after an earlier one [default: 0].
+    #[arg(long)]
+    start_offset: Option<u64>,
 }
 
 #[derive(Args)]
@@ -410,12 +426,12 @@ fn print<T: Serialize>(json: bool, summary: &T, text: impl FnOnce(&T) -> String)
 
 fn init_logging(verbose: u8) {
     let filter = std::env::var(env::LOG).unwrap_or_else(|_| {
+        let quiet = format!("{}=error", pinpipe::QUIET_LOG_TARGET);
         match verbose {
-            0 => "warn,pinpipe=info",
-            1 => "info,pinpipe=debug",
-            _ => "debug,pinpipe=trace",
+            0 => format!("warn,pinpipe=info,{quiet}"),
+            1 => format!("info,pinpipe=debug,{quiet}"),
+            _ => "debug,pinpipe=trace".to_string(),
         }
-        .to_string()
     });
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

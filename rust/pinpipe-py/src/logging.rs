@@ -42,7 +42,13 @@ struct PythonLogging;
 
 impl<S: Subscriber> Layer<S> for PythonLogging {
     fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
-        let max = if metadata.target().starts_with("pinpipe") { MAX_LEVEL.load(Ordering::Relaxed) } else { 2 };
+        let max = if metadata.target().starts_with("pinpipe") {
+            MAX_LEVEL.load(Ordering::Relaxed)
+        } else if metadata.target().starts_with(pinpipe::QUIET_LOG_TARGET) {
+            1
+        } else {
+            2
+        };
         rank(metadata.level()) <= max
     }
 

@@ -175,6 +175,40 @@ impl Lake {
         Ok(Staged { base: table, writer, rel: rel.to_string(), rows: 0, adds: Vec::new() })
     }
 
+    /// Upserts `source` (at most one row per key) into `target` on `predicate` (source alias `s`,
+    /// target alias `t`): matched rows get every one of `columns` from the source, the others are
+    /// inserted. One commit with `txns`, on top of exactly `target`'s snapshot: `Written::Conflict`
+    /// if another writer committed since.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn merge(
+        &self,
+        target: DeltaTable,
+        rel: &str,
+        source: deltalake::datafusion::prelude::DataFrame,
+        predicate: deltalake::datafusion::prelude::Expr,
+        columns: &[String],
+        txns: Vec<Transaction>,
+        operation: &str,
+    ) -> Result<Written> {
+        use deltalake::datafusion::prelude::col;
+        let source_col = |c: &str| col(deltalake::datafusion::common::Column::new(Some("s"), c));
+        let merge = target
+            .merge(source, predicate)
+            .with_source_alias("s")
+            .with_target_alias("t")
+            .with_commit_properties(commit_properties(txns, operation, true))
+            .when_matched_update(|u| columns.iter().fold(u, |u, c| u.update(c.as_str(), source_col(c))))
+            .and_then(|m| {
+                m.when_not_matched_insert(|i| columns.iter().fold(i, |i, c| i.set(c.as_str(), source_col(c))))
+            })
+            .map_err(delta_error(format!("merge into {rel}")))?;
+        match merge.await {
+            Ok((table, _)) => Ok(Written::Committed(table)),
+            Err(e) if lost_race(&e, rel) => Ok(Written::Conflict),
+            Err(e) => Err(delta_error(format!("merge into {rel}"))(e)),
+        }
+    }
+
     /// Registers the table at `rel` in a DataFusion session under `name`. Returns false if the
     /// table does not exist.
     pub async fn register(&self, ctx: &SessionContext, name: &str, rel: &str) -> Result<bool> {

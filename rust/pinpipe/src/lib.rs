@@ -53,3 +53,7 @@ pub fn install_panic_filter() {
         }));
     });
 }
+
+/// Log target of a dependency kept to errors by every front: delta-rs MERGE warns, on every
+/// merge, about a metric it derives instead.
+pub const QUIET_LOG_TARGET: &str = "deltalake_core::operations::merge";

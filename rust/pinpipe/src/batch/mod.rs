@@ -3,12 +3,14 @@
 //! Incremental and exactly once. For each topic partition the raw table's commit records, as a
 //! `txn` action (app id `pinpipe-batch:<topic>:<partition>`), the start offset of the last landing
 //! object it holds; a run reads only objects past it, and writes their records and the new
-//! position in one commit. Dead letters carry their own positions the same way. Clean tables are
-//! rebuilt from the raw tables (deduplicated across all runs) in one overwrite commit each, which
-//! records the raw table version it was built from; analytics are recomputed from the clean tables.
+//! position in one commit. Dead letters carry their own positions the same way. Clean tables take
+//! in only the raw rows past their own positions, merged by key (`merge`: highest landing
+//! position wins); analytics are recomputed from the clean tables.
 //! A run killed at any point and run again leaves the tables exactly as one clean run would.
 
 mod landed;
+mod maintain;
+mod merge;
 mod tables;
 
 use std::collections::BTreeMap;
@@ -30,6 +32,7 @@ use crate::landing::Store;
 use crate::model::Table;
 use crate::names::UserId;
 
+pub use merge::keys_path;
 pub use tables::{clean_path, raw_path, to_json_rows as rows_as_json, DEAD_LETTERS_PATH, QUALITY_PATH};
 
 /// Configuration of a batch run.
@@ -64,6 +67,22 @@ pub struct BatchConfig {
     /// any writer of the lake takes to write one file. Default 86,400 s (one day).
     #[serde(with = "crate::config::duration_secs")]
     pub abandoned_upload_age: std::time::Duration,
+    /// Compact a table's small files at the end of a run when it has at least
+    /// `compact_min_files` files smaller than `target_file_mib` (delta-rs `optimize`). Default on.
+    pub compact: bool,
+    /// Small files a table must have before it is compacted. Default 10.
+    pub compact_min_files: usize,
+    /// File size compaction aims for, in MiB. Default 128.
+    pub target_file_mib: u64,
+    /// Delete, at the end of a run, the files no table version younger than `vacuum_retention`
+    /// references (delta-rs `vacuum`, full mode: also files of writes killed before their commit).
+    /// Default on.
+    pub vacuum: bool,
+    /// How long replaced files are kept for readers and time travel: a query running longer than
+    /// this while runs replace its files may fail. Default 604,800 s (7 days, Delta's default
+    /// `deletedFileRetentionDuration`).
+    #[serde(with = "crate::config::duration_secs")]
+    pub vacuum_retention: std::time::Duration,
 }
 
 /// A stage of the batch job.
@@ -100,6 +119,11 @@ impl Default for BatchConfig {
             aws: AwsConfig::default(),
             retry_deadline: std::time::Duration::from_secs(120),
             abandoned_upload_age: std::time::Duration::from_secs(86_400),
+            compact: true,
+            compact_min_files: 10,
+            target_file_mib: 128,
+            vacuum: true,
+            vacuum_retention: std::time::Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -144,6 +168,8 @@ pub struct BatchSummary {
     pub decode_secs: f64,
     pub clean_secs: f64,
     pub analytics_secs: f64,
+    /// Compaction and vacuum at the end of the run.
+    pub maintenance: maintain::MaintenanceSummary,
     pub elapsed_secs: f64,
 }
 
@@ -197,8 +223,6 @@ fn last_starts<'a>(objects: impl Iterator<Item = &'a landed::Object>) -> impl It
 fn app_id(topic: &str, partition: i32) -> String {
     format!("pinpipe-batch:{topic}:{partition}")
 }
-
-const CLEAN_APP_ID: &str = "pinpipe-clean";
 
 /// Runs the batch job, again from the top after a transient storage failure until
 /// `retry_deadline` (every run is exact whatever the previous one left behind). The summary is
@@ -273,44 +297,12 @@ async fn run_once(config: &BatchConfig) -> Result<BatchSummary> {
         summary.decode_secs += ts.decode_secs;
         tracing::debug!(table = %table, peak_rss_mib = peak_rss_mib(), "landed");
 
-        // Clean table: rebuilt from the raw table when the raw table changed.
+        // Clean table: the new raw rows merged in.
         let t0 = Instant::now();
-        let clean_rel = clean_path(table);
-        let mut rows_before = 0;
-        let mut rows_after = 0;
-        for attempt in 0.. {
-            let raw_table = lake.table(&raw_rel).await?;
-            let clean_table = lake.table(&clean_rel).await?;
-            let built_from = txn_version(&clean_table, CLEAN_APP_ID).await?;
-            rows_before =
-                if clean_table.version().is_some() { tables::count_rows(&ctx, &clean_table).await? } else { 0 };
-            let raw_version = raw_table.version().map(|v| v as i64);
-            let stale = raw_version.is_some()
-                && (config.full_refresh || built_from.is_none_or(|b| b < raw_version.unwrap_or(0)));
-            if !stale {
-                rows_after = rows_before;
-                break;
-            }
-            let input = format!("raw_{}", table.suffix());
-            lake.register_table(&ctx, &input, &raw_table).await?;
-            let cleaned = clean::clean(&ctx, table, &input).await.map_err(Error::datafusion(format!("clean {table}")));
-            ctx.deregister_table(input.as_str()).map_err(Error::datafusion("unstage"))?;
-            let cleaned = cleaned?;
-            let rows: u64 = cleaned.iter().map(|b| b.num_rows() as u64).sum();
-            let txns = vec![txn(CLEAN_APP_ID, raw_version.unwrap_or(0))];
-            let schema = clean::clean_schema(table);
-            match lake
-                .write_exclusive(clean_table, &clean_rel, &schema, cleaned, SaveMode::Overwrite, txns, "clean")
-                .await?
-            {
-                Written::Committed(_) => {
-                    rows_after = rows;
-                    break;
-                }
-                Written::Conflict if attempt < MAX_ATTEMPTS => continue,
-                Written::Conflict => return Err(conflict(&clean_rel)),
-            }
-        }
+        let merged =
+            merge::update_clean(&ctx, &lake, table, &config.user_id.topic(table), &partitions, config.full_refresh)
+                .await?;
+        let (rows_before, rows_after) = (merged.rows_before, merged.rows_after);
         ts.clean_rows = rows_after;
         let kept_before = if config.full_refresh { 0 } else { rows_before };
         ts.deduplicated = (kept_before + ts.records_landed).saturating_sub(rows_after);
@@ -326,8 +318,30 @@ async fn run_once(config: &BatchConfig) -> Result<BatchSummary> {
         summary.analytics_secs = t0.elapsed().as_secs_f64();
     }
     tables::append_quality(&lake, &run_id, &quality).await?;
+    summary.maintenance = maintain::maintain(&lake, &lake_tables(), &config.maintenance()).await?;
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Every table a batch run writes.
+fn lake_tables() -> Vec<String> {
+    let mut rels: Vec<String> =
+        Table::ALL.iter().flat_map(|t| [raw_path(*t), clean_path(*t), merge::keys_path(*t)]).collect();
+    rels.extend([DEAD_LETTERS_PATH.to_string(), QUALITY_PATH.to_string()]);
+    rels.extend(analytics::queries().iter().map(|q| analytics::table_path(q.name)));
+    rels
+}
+
+impl BatchConfig {
+    fn maintenance(&self) -> maintain::MaintenanceConfig {
+        maintain::MaintenanceConfig {
+            compact: self.compact,
+            compact_min_files: self.compact_min_files,
+            target_file_mib: self.target_file_mib,
+            vacuum: self.vacuum,
+            vacuum_retention: self.vacuum_retention,
+        }
+    }
 }
 
 /// Reads the objects past the raw table's position (all of them for a full refresh, or where a

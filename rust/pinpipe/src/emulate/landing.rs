@@ -28,6 +28,9 @@ pub struct LandingWriteConfig {
     pub rows: u64,
     /// Records per object. Default 1000.
     pub flush_size: usize,
+    /// Offset of the first record (to add a later day's objects after an earlier day's).
+    /// Default 0.
+    pub start_offset: u64,
     /// AWS access for an S3 landing zone.
     pub aws: AwsConfig,
 }
@@ -41,6 +44,7 @@ impl Default for LandingWriteConfig {
             seed: 100,
             rows: 11_154,
             flush_size: 1000,
+            start_offset: 0,
             aws: AwsConfig::default(),
         }
     }
@@ -71,7 +75,7 @@ pub async fn write_landing(config: &LandingWriteConfig, source: &Source) -> Resu
     let mut summary =
         LandingWriteSummary { records_per_topic: 0, objects_written: 0, objects_already_present: 0, bytes_written: 0 };
     let mut buffers: Vec<Vec<u8>> = vec![Vec::new(); Table::ALL.len()];
-    let mut start = 0u64;
+    let mut start = config.start_offset;
     let mut in_buffer = 0usize;
     for n in 0..config.events {
         let (_, row) = draws.next_event();

@@ -1,0 +1,98 @@
+//! Table upkeep at the end of a batch run: small files compacted (delta-rs `optimize`) and files
+//! no snapshot within the retention period needs deleted (delta-rs `vacuum`, full mode: also the
+//! files of writes that were killed before their commit).
+//!
+//! Both are safe at any moment: a compaction is one commit that replaces files with files holding
+//! the same rows (a run killed during it leaves only uncommitted files, which a later vacuum
+//! removes), and vacuum deletes only files that no version younger than the retention period
+//! references, so a reader that started a query within that period still finds its files.
+
+use std::num::NonZeroU64;
+use std::time::{Duration, Instant};
+
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::vacuum::VacuumMode;
+use futures::TryStreamExt;
+use serde::Serialize;
+
+use crate::delta::Lake;
+use crate::error::{Error, Result};
+
+/// How a batch run looks after its tables (from [`super::BatchConfig`]).
+#[derive(Debug, Clone)]
+pub struct MaintenanceConfig {
+    pub compact: bool,
+    pub compact_min_files: usize,
+    pub target_file_mib: u64,
+    pub vacuum: bool,
+    pub vacuum_retention: Duration,
+}
+
+/// What upkeep did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MaintenanceSummary {
+    /// Tables compacted, and the files they had before and after.
+    pub tables_compacted: u64,
+    pub files_compacted: u64,
+    pub files_written: u64,
+    /// Files deleted by vacuum.
+    pub files_vacuumed: u64,
+    pub secs: f64,
+}
+
+/// Compacts and vacuums the tables at `rels` (missing ones are skipped).
+pub async fn maintain(lake: &Lake, rels: &[String], config: &MaintenanceConfig) -> Result<MaintenanceSummary> {
+    let started = Instant::now();
+    let mut summary = MaintenanceSummary::default();
+    let target = config.target_file_mib.max(1) * 1024 * 1024;
+    for rel in rels {
+        let Some(mut table) = lake.existing(rel).await? else { continue };
+        if config.compact && config.compact_min_files > 0 {
+            let snapshot = table.snapshot().map_err(|e| delta(rel, "read", e))?;
+            let small = snapshot
+                .snapshot()
+                .file_views(table.log_store().as_ref(), None)
+                .try_fold(0usize, |n, f| async move { Ok(n + usize::from((f.size() as u64) < target)) })
+                .await
+                .map_err(|e| delta(rel, "list the files of", e))?;
+            if small >= config.compact_min_files.max(2) {
+                tracing::info!(table = %rel, small_files = small, "compacting");
+                let commit = CommitProperties::default()
+                    .with_metadata([("pinpipe.operation".to_string(), serde_json::Value::from("compact"))]);
+                let (t, metrics) = table
+                    .optimize()
+                    .with_target_size(NonZeroU64::new(target).expect("target is at least 1 MiB"))
+                    .with_commit_properties(commit)
+                    .await
+                    .map_err(|e| delta(rel, "compact", e))?;
+                table = t;
+                if metrics.num_files_removed > 0 {
+                    summary.tables_compacted += 1;
+                    summary.files_compacted += metrics.num_files_removed;
+                    summary.files_written += metrics.num_files_added;
+                }
+            }
+        }
+        if config.vacuum {
+            let retention = chrono::Duration::from_std(config.vacuum_retention)
+                .map_err(|_| Error::Config("vacuum_retention is too long".into()))?;
+            let (_, metrics) = table
+                .vacuum()
+                .with_retention_period(retention)
+                .with_enforce_retention_duration(false)
+                .with_mode(VacuumMode::Full)
+                .await
+                .map_err(|e| delta(rel, "vacuum", e))?;
+            if !metrics.files_deleted.is_empty() {
+                tracing::debug!(table = %rel, files = metrics.files_deleted.len(), "vacuumed");
+            }
+            summary.files_vacuumed += metrics.files_deleted.len() as u64;
+        }
+    }
+    summary.secs = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn delta(rel: &str, what: &str, source: deltalake::DeltaTableError) -> Error {
+    Error::Delta { context: format!("{what} table {rel}"), source: Box::new(source) }
+}
