@@ -13,6 +13,9 @@
 #   BENCH_SPARK_MEMORY (driver memory, default 4g)   BENCH_SPARK_SHUFFLE_PARTITIONS (default 8)
 #   BENCH_SPARK_CONF (more Spark settings, "key=value key=value")
 #   BENCH_DIR (work directory; default a temporary one, removed at the end)
+#   BENCH_DAYS (default 30), BENCH_DAY_EVENTS (default 100000): the incremental part at the end (a
+#     lake of BENCH_DAYS daily runs, then one more day, against that day alone); BENCH_DAYS=0 skips it
+#   BENCH_EVENTS="" skips the per-size comparison (only the incremental part runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PINPIPE_CACHE="${PINPIPE_CACHE:-$HOME/.cache/pinpipe}"
@@ -112,9 +115,73 @@ PY
 done
 
 # The project's targets, on the largest size run: >= 5x PySpark's throughput at <= 1/4 of its peak memory.
+if [ -n "$targets" ]; then
 read -r _ n speed memory ok < <(printf '%s' "$targets" | grep '^TARGET' | tail -1)
 verdict() { if [ "$1" = 1 ]; then echo "met"; else echo "NOT met"; fi; }
 echo
 echo "target on $n events: throughput ${speed}x PySpark (>= 5x: $(verdict "$(awk -v s="$speed" 'BEGIN{print (s>=5)}')")), " \
   "peak memory ${memory} of PySpark's (<= 0.25: $(verdict "$(awk -v m="$memory" 'BEGIN{print (m<=0.25)}')")), " \
   "results $( [ "$ok" = 1 ] && echo match || echo DIFFER)"
+fi
+
+# ---- A daily run costs what the day brought: a lake holding BENCH_DAYS days of BENCH_DAY_EVENTS
+# events each (one incremental run per day, upkeep on), then day BENCH_DAYS+1's run on it, against
+# the same day's run on a lake holding only that day, and against rebuilding the whole lake from
+# every day's objects (--full-refresh: what a run costs when it reads the whole history).
+DAYS="${BENCH_DAYS:-30}"
+PER_DAY="${BENCH_DAY_EVENTS:-100000}"
+if [ "$DAYS" -gt 0 ]; then
+  inc="$work/incremental"
+  rm -rf "$inc"; mkdir -p "$inc"
+  day_landing() { # day, landing dir
+    "$BIN" emulate landing --landing "$2" --events "$PER_DAY" --flush-size 1000 --user-id "$USER_ID" \
+      --seed $((1000 + $1)) --start-offset $(($1 * PER_DAY)) >/dev/null
+  }
+  t0=$(date +%s.%N)
+  for ((d = 0; d < DAYS; d++)); do
+    day_landing "$d" "$inc/landing"
+    "$BIN" batch --landing "$inc/landing" --lake "$inc/lake" --user-id "$USER_ID" --quiet --json >"$inc/day$d.json"
+  done
+  history_secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')
+  day_landing "$DAYS" "$inc/landing"
+  day_landing "$DAYS" "$inc/only-landing"
+  # Alternate the two runs over a few rounds on copies, so machine noise hits both alike.
+  for round in 1 2 3; do
+    rm -rf "$inc/lake-r" "$inc/only-lake"; cp -r "$inc/lake" "$inc/lake-r"
+    "$PY" "$HERE/measure.py" run --out "$inc/with-history-$round.json" --stdout "$inc/with-history-$round.out" -- \
+      "$BIN" batch --landing "$inc/landing" --lake "$inc/lake-r" --user-id "$USER_ID" --quiet --json
+    "$PY" "$HERE/measure.py" run --out "$inc/alone-$round.json" --stdout "$inc/alone-$round.out" -- \
+      "$BIN" batch --landing "$inc/only-landing" --lake "$inc/only-lake" --user-id "$USER_ID" --quiet --json
+  done
+  "$PY" "$HERE/measure.py" run --out "$inc/rebuild.json" --stdout "$inc/rebuild.out" -- \
+    "$BIN" batch --landing "$inc/landing" --lake "$inc/lake-r" --user-id "$USER_ID" --quiet --json --full-refresh
+  "$PY" - "$inc" "$DAYS" "$PER_DAY" "$history_secs" <<'PY'
+import json, statistics, sys
+inc, days, per, history = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+load = lambda name: json.load(open(f"{inc}/{name}"))
+def median(kind):
+    runs = [(load(f"{kind}-{r}.json"), load(f"{kind}-{r}.out")) for r in (1, 2, 3)]
+    wall = statistics.median(m["wall_secs"] for m, _ in runs)
+    return wall, runs[-1][1], max(m["peak_tree_rss_kib"] for m, _ in runs) / 1024
+hist, hist_out, hist_rss = median("with-history")
+alone, alone_out, alone_rss = median("alone")
+rebuild, rebuild_out = load("rebuild.json")["wall_secs"], load("rebuild.out")
+read = lambda out: sum(t["records_read"] for t in out["tables"])
+print(f"\n== day {days + 1} of {per:,} events on a lake of {days} days ({days * per:,} events, "
+      f"built in {history:.0f} s by {days} daily runs) ==")
+print(f"{'run':<44}{'wall s':>9}{'records read':>14}{'peak RSS MiB':>14}{'vs alone':>10}")
+for name, wall, out, rss in [
+    (f"day {days + 1}, lake with {days} days of history", hist, hist_out, hist_rss),
+    (f"day {days + 1}, lake with only that day", alone, alone_out, alone_rss),
+    (f"rebuild of all {days + 1} days (--full-refresh)", rebuild, rebuild_out, load("rebuild.json")["peak_tree_rss_kib"] / 1024),
+]:
+    print(f"{name:<44}{wall:>9.2f}{read(out):>14,}{rss:>14,.0f}{wall / alone:>9.2f}x")
+m = hist_out["maintenance"]
+print(f"day {days + 1} split with history: decode {hist_out['decode_secs']:.2f} s, clean (merge) "
+      f"{hist_out['clean_secs']:.2f} s, analytics {hist_out['analytics_secs']:.2f} s, upkeep {m['secs']:.2f} s "
+      f"({m['tables_compacted']} tables compacted, {m['files_vacuumed']} files vacuumed); median of 3 rounds")
+ratio = hist / alone
+print(f"target: day {days + 1} with {days} days of history <= 1.5x the same day alone: {ratio:.2f}x "
+      f"({'met' if ratio <= 1.5 else 'NOT met'})")
+PY
+fi

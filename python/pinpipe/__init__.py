@@ -126,7 +126,10 @@ def batch(*, config: PathLike | None = None, **settings: Any) -> dict[str, Any]:
     ``full_refresh``, ``concurrency``, ``retry_deadline`` (seconds a run is retried after transient
     storage failures; default 120), ``abandoned_upload_age`` (seconds after which an incomplete
     multipart upload under the lake, left by a killed run, is aborted at the start of a run;
-    default 86400), ``aws``.
+    default 86400), ``compact`` and ``compact_min_files`` (compact tables with at least that many
+    small files at the end of a run; default on, 10), ``target_file_mib`` (128), ``vacuum`` and
+    ``vacuum_retention`` (delete files no table version younger than that many seconds references;
+    default on, 604800), ``aws``.
     """
     return json.loads(_native().batch(_settings(settings), config=_config(config)))
 

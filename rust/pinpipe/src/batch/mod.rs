@@ -386,8 +386,7 @@ async fn land_table(
             read.objects_read += 1;
             read.records_read += (decoded.batch.num_rows() + decoded.dead_letters.len()) as u64;
             read.records_landed += decoded.batch.num_rows() as u64;
-            clean::count_nulled(table, &decoded.batch, &mut read.nulled);
-            decoded.count_unparsable(&mut read.nulled);
+            decoded.count_nulls(&mut read.nulled);
             staged.write(decoded.batch).await?;
         }
         seen.push(object);

@@ -92,20 +92,40 @@ fn undecodable_error(value: &[u8]) -> String {
 pub struct Decoded {
     pub batch: RecordBatch,
     pub dead_letters: Vec<DeadLetter>,
-    /// Values set to null because they could not be used as their column's type, per raw column
-    /// (in the order of [`raw_columns`]).
-    pub unparsable: Vec<u64>,
+    nulls: NullCounts,
     table: Table,
 }
 
+/// Values the cleaning turns to null, per raw column (in the order of [`raw_columns`]).
+#[derive(Debug, Clone)]
+struct NullCounts {
+    /// Text that is empty once trimmed.
+    empty: Vec<u64>,
+    /// Text that is one of the column's sentinels (per sentinel, in [`super::sentinels`] order).
+    sentinel: Vec<Vec<u64>>,
+    /// Values that cannot be used as the column's type (a follower count that is no count too).
+    unparsable: Vec<u64>,
+}
+
 impl Decoded {
-    /// Adds the unparsable values to `counts`, as `<column>: unparsable`. The dropped
-    /// `downloaded` column reaches no table and is not counted.
-    pub fn count_unparsable(&self, counts: &mut BTreeMap<String, u64>) {
-        for (column, n) in raw_columns(self.table).iter().zip(&self.unparsable) {
-            if *n > 0 && column.name != "downloaded" {
-                *counts.entry(format!("{}: unparsable", column.name)).or_default() += n;
+    /// Adds the values the cleaning sets to null to `counts`, as `<column>: <cause>` (cause
+    /// `empty`, the sentinel, or `unparsable`). The dropped `downloaded` column reaches no table
+    /// and is not counted.
+    pub fn count_nulls(&self, counts: &mut BTreeMap<String, u64>) {
+        let mut add = |column: &str, cause: &str, n: u64| {
+            if n > 0 {
+                *counts.entry(format!("{column}: {cause}")).or_default() += n;
             }
+        };
+        for (i, column) in raw_columns(self.table).iter().enumerate() {
+            if column.name == "downloaded" {
+                continue;
+            }
+            add(column.name, "empty", self.nulls.empty[i]);
+            for (sentinel, n) in super::sentinels(self.table, column.name).iter().zip(&self.nulls.sentinel[i]) {
+                add(column.name, sentinel, *n);
+            }
+            add(column.name, "unparsable", self.nulls.unparsable[i]);
         }
     }
 }
@@ -134,38 +154,38 @@ impl<'de> DeserializeSeed<'de> for KeySeed {
 }
 
 /// Reads one JSON object into the slots of the wanted columns (the last of repeated keys wins).
-struct RowSeed<'c> {
+struct RowSeed<'c, 'v, 'de> {
     columns: &'c [RawColumn],
+    values: &'v mut [Json<'de>],
 }
 
-impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
-    type Value = Vec<Json<'de>>;
+impl<'de> DeserializeSeed<'de> for RowSeed<'_, '_, 'de> {
+    type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for RowSeed<'_> {
-    type Value = Vec<Json<'de>>;
+impl<'de> Visitor<'de> for RowSeed<'_, '_, 'de> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut values = vec![Json::Missing; self.columns.len()];
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match self.columns.iter().position(|c| c.name == key) {
                 Some(i) => {
                     let raw: &'de RawValue = map.next_value()?;
-                    values[i] = Json::of(raw.get()).map_err(serde::de::Error::custom)?;
+                    self.values[i] = Json::of(raw.get()).map_err(serde::de::Error::custom)?;
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(values)
+        Ok(())
     }
 }
 
@@ -288,116 +308,145 @@ impl Builder {
     }
 }
 
-/// The columns of a raw batch being built: the data columns, `_partition` and `_offset`.
-struct RawRows {
+/// Builds one raw batch from records, counting the values the cleaning will set to null.
+struct Decoder<'a> {
+    table: Table,
+    columns: &'static [RawColumn],
+    sentinels: Vec<&'static [&'static str]>,
     builders: Vec<Builder>,
     partitions: Int32Builder,
     offsets: Int64Builder,
+    /// The values of the record being decoded (reused).
+    values: Vec<Json<'a>>,
+    nulls: NullCounts,
+    dead_letters: Vec<DeadLetter>,
 }
 
-impl RawRows {
+impl<'a> Decoder<'a> {
     fn new(table: Table, capacity: usize) -> Self {
-        RawRows {
-            builders: raw_columns(table).iter().map(|c| Builder::new(c.ty, capacity)).collect(),
+        let columns = raw_columns(table);
+        let sentinels: Vec<_> = columns.iter().map(|c| super::sentinels(table, c.name)).collect();
+        let n = columns.len();
+        Decoder {
+            table,
+            columns,
+            builders: columns.iter().map(|c| Builder::new(c.ty, capacity)).collect(),
+            nulls: NullCounts {
+                empty: vec![0; n],
+                sentinel: sentinels.iter().map(|s| vec![0; s.len()]).collect(),
+                unparsable: vec![0; n],
+            },
+            sentinels,
             partitions: Int32Builder::with_capacity(capacity),
             offsets: Int64Builder::with_capacity(capacity),
+            values: Vec::with_capacity(n),
+            dead_letters: Vec::new(),
         }
     }
 
-    fn push(&mut self, values: Vec<Typed<'_>>, partition: i32, offset: i64) {
-        for (builder, value) in self.builders.iter_mut().zip(values) {
-            builder.append(value);
+    /// Decodes one JSON document into a row, or returns why it is a dead letter (nothing is
+    /// appended then). Unusable values become nulls, counted.
+    fn record(&mut self, text: &'a [u8], partition: i32, offset: i64) -> Result<(), String> {
+        self.values.clear();
+        self.values.resize(self.columns.len(), Json::Missing);
+        let mut de = serde_json::Deserializer::from_slice(text);
+        RowSeed { columns: self.columns, values: &mut self.values }
+            .deserialize(&mut de)
+            .and_then(|_| de.end())
+            .map_err(|e| format!("not a JSON object: {e}"))?;
+        let mut key = 0;
+        for (column, value) in self.columns.iter().zip(&self.values) {
+            if column.required {
+                key = key_value(column, value)?;
+            }
+        }
+        for (i, (column, value)) in self.columns.iter().zip(self.values.drain(..)).enumerate() {
+            let typed = if column.required {
+                Typed::Int(key)
+            } else {
+                coerce(column, value).unwrap_or_else(|| {
+                    self.nulls.unparsable[i] += 1;
+                    Typed::Null
+                })
+            };
+            if let Typed::Text(text) = &typed {
+                // RULES.md's null rule, counted here; the cleaning query applies it.
+                let t = trim(text);
+                if t.is_empty() {
+                    self.nulls.empty[i] += 1;
+                } else if let Some(s) = self.sentinels[i].iter().position(|s| *s == t) {
+                    self.nulls.sentinel[i][s] += 1;
+                } else if self.table == Table::Pin
+                    && column.name == "follower_count"
+                    && super::parse_follower_count(t).is_none()
+                {
+                    self.nulls.unparsable[i] += 1;
+                }
+            }
+            self.builders[i].append(typed);
         }
         self.partitions.append_value(partition);
         self.offsets.append_value(offset);
+        Ok(())
     }
 
-    fn finish(mut self, table: Table) -> RecordBatch {
+    fn finish(self) -> Decoded {
         let mut arrays: Vec<ArrayRef> = self.builders.into_iter().map(Builder::finish).collect();
-        arrays.push(Arc::new(self.partitions.finish()));
-        arrays.push(Arc::new(self.offsets.finish()));
-        RecordBatch::try_new(raw_schema(table), arrays).expect("decoded arrays match the raw schema")
+        arrays.push(Arc::new({ self.partitions }.finish()));
+        arrays.push(Arc::new({ self.offsets }.finish()));
+        let batch = RecordBatch::try_new(raw_schema(self.table), arrays).expect("decoded arrays match the raw schema");
+        Decoded { batch, dead_letters: self.dead_letters, nulls: self.nulls, table: self.table }
     }
-}
-
-/// One JSON document as the raw columns' values, or why it is a dead letter. Unusable values
-/// become nulls and are counted in `unparsable`.
-fn decode_row<'a>(
-    columns: &'static [RawColumn],
-    text: &'a [u8],
-    unparsable: &mut [u64],
-) -> Result<Vec<Typed<'a>>, String> {
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let row = RowSeed { columns }
-        .deserialize(&mut de)
-        .and_then(|row| de.end().map(|_| row))
-        .map_err(|e| format!("not a JSON object: {e}"))?;
-    row.into_iter()
-        .zip(columns)
-        .enumerate()
-        .map(|(i, (value, column))| {
-            if column.required {
-                return key_value(column, &value).map(Typed::Int);
-            }
-            Ok(coerce(column, value).unwrap_or_else(|| {
-                unparsable[i] += 1;
-                Typed::Null
-            }))
-        })
-        .collect()
 }
 
 /// Decodes records that are one JSON document each (Kinesis records: line breaks inside a
 /// document are fine). Record i (0-based) gets `_partition` 0 and `_offset` i; a dead letter's
 /// `line` is i + 1.
 pub fn decode_records<'a>(table: Table, records: impl ExactSizeIterator<Item = &'a [u8]>) -> Decoded {
-    let columns = raw_columns(table);
-    let mut rows = RawRows::new(table, records.len());
-    let mut dead_letters = Vec::new();
-    let mut unparsable = vec![0; columns.len()];
+    let mut decoder = Decoder::new(table, records.len());
     for (i, record) in records.enumerate() {
         let decoded = if record.trim_ascii().is_empty() || std::str::from_utf8(record).is_err() {
             Err(undecodable_error(record))
         } else {
-            decode_row(columns, record, &mut unparsable)
+            decoder.record(record, 0, i as i64)
         };
-        match decoded {
-            Ok(values) => rows.push(values, 0, i as i64),
-            Err(error) => dead_letters.push(DeadLetter::new(i as i64 + 1, i as i64, record, error)),
+        if let Err(error) = decoded {
+            decoder.dead_letters.push(DeadLetter::new(i as i64 + 1, i as i64, record, error));
         }
     }
-    Decoded { batch: rows.finish(table), dead_letters, unparsable, table }
+    decoder.finish()
 }
 
 /// Decodes the lines of one landing object. Lines end with LF or CRLF; blank lines are skipped
 /// and not counted. `start_offset` is the Kafka offset of the first record: record i (0-based)
 /// gets offset `start_offset + i`.
 pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i64) -> Decoded {
-    let columns = raw_columns(table);
-    let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
-    let mut rows = RawRows::new(table, lines.len());
-    let mut dead_letters = Vec::new();
-    let mut unparsable = vec![0; columns.len()];
+    let mut decoder = Decoder::new(table, memchr::memchr_iter(b'\n', data).count() + 1);
     let mut index = 0i64;
-    for (i, line) in lines.iter().enumerate() {
+    let mut begin = 0;
+    let mut number = 0i64;
+    while begin <= data.len() {
+        let end = memchr::memchr(b'\n', &data[begin..]).map_or(data.len(), |i| begin + i);
+        let line = &data[begin..end];
+        begin = end + 1;
+        number += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let trimmed = line.trim_ascii();
         if trimmed.is_empty() {
             continue; // the final line break, or a blank line
         }
-        let (number, record) = (i as i64 + 1, index);
+        let record = index;
         index += 1;
         if let Some(value) = crate::landing::parse_undecodable_line(trimmed) {
             let error = undecodable_error(&value);
-            dead_letters.push(DeadLetter::new(number, record, &value, error));
+            decoder.dead_letters.push(DeadLetter::new(number, record, &value, error));
             continue;
         }
-        match decode_row(columns, line, &mut unparsable) {
-            Ok(values) => rows.push(values, partition, start_offset + record),
-            Err(error) => dead_letters.push(DeadLetter::new(number, record, line, error)),
+        if let Err(error) = decoder.record(line, partition, start_offset + record) {
+            decoder.dead_letters.push(DeadLetter::new(number, record, line, error));
         }
     }
-    Decoded { batch: rows.finish(table), dead_letters, unparsable, table }
+    decoder.finish()
 }
 
 #[cfg(test)]
@@ -450,7 +499,7 @@ mod tests {
         // Offsets count records, not the blank line.
         assert_eq!(b.column(6).as_primitive::<Int64Type>().values(), &[100, 101, 103, 111, 112]);
         let mut counts = BTreeMap::new();
-        decoded.count_unparsable(&mut counts);
+        decoded.count_nulls(&mut counts);
         let counts: Vec<(&str, u64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(counts, [("age: unparsable", 3), ("date_joined: unparsable", 2), ("first_name: unparsable", 1)]);
 
@@ -486,7 +535,7 @@ mod tests {
         let country = b.column(4).as_string::<i32>();
         assert_eq!((country.value(0), country.value(1), country.value(2)), ("1E5", "false", "  kept as it came "));
         let mut counts = BTreeMap::new();
-        decoded.count_unparsable(&mut counts);
+        decoded.count_nulls(&mut counts);
         assert_eq!(counts.get("latitude: unparsable"), Some(&1));
         assert_eq!(counts.get("longitude: unparsable"), Some(&2));
         assert!(decoded.dead_letters.is_empty());

@@ -26,26 +26,6 @@ pub const SENTINELS: &[(Table, &str, &[&str])] = &[
     (Table::Pin, "image_src", &["Image src error."]),
 ];
 
-/// Text columns of each raw table that the null rule applies to.
-pub fn text_columns(table: Table) -> &'static [&'static str] {
-    match table {
-        Table::Pin => &[
-            "unique_id",
-            "title",
-            "description",
-            "poster_name",
-            "follower_count",
-            "tag_list",
-            "is_image_or_video",
-            "image_src",
-            "save_location",
-            "category",
-        ],
-        Table::Geo => &["country"],
-        Table::User => &["first_name", "last_name"],
-    }
-}
-
 pub fn sentinels(table: Table, column: &str) -> &'static [&'static str] {
     SENTINELS.iter().find(|(t, c, _)| *t == table && *c == column).map(|(_, _, v)| *v).unwrap_or(&[])
 }
@@ -283,31 +263,6 @@ pub fn conform(batches: &[RecordBatch], schema: &SchemaRef) -> DfResult<Vec<Reco
         .collect()
 }
 
-/// Adds to `counts` how many values of a raw batch the null rule removes, by `column: cause`
-/// (`empty`, the sentinel, or `unparsable` for follower counts that are not numbers).
-pub fn count_nulled(table: Table, batch: &RecordBatch, counts: &mut std::collections::BTreeMap<String, u64>) {
-    for column in text_columns(table) {
-        let Some(array) = batch.column_by_name(column) else { continue };
-        let Ok(text) = cast(array, &DataType::Utf8) else { continue };
-        let values = sentinels(table, column);
-        for v in text.as_string::<i32>().iter().flatten() {
-            let t = trim(v);
-            let cause = if t.is_empty() {
-                Some("empty")
-            } else if let Some(s) = values.iter().find(|s| **s == t) {
-                Some(*s)
-            } else if table == Table::Pin && *column == "follower_count" && parse_follower_count(t).is_none() {
-                Some("unparsable")
-            } else {
-                None
-            };
-            if let Some(cause) = cause {
-                *counts.entry(format!("{column}: {cause}")).or_default() += 1;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,7 +303,7 @@ mod tests {
 "#;
         let decoded = decode::decode_object(Table::Pin, data, 0, 0);
         let mut counts = std::collections::BTreeMap::new();
-        count_nulled(Table::Pin, &decoded.batch, &mut counts);
+        decoded.count_nulls(&mut counts);
         let want: Vec<(&str, u64)> = vec![
             ("category: empty", 1),
             ("description: Untitled", 2),

@@ -189,8 +189,7 @@ pub async fn clean_batch(
         shards.iter().flat_map(|s| s.records.iter().map(move |r| (*s, r))).collect();
     let decoded = decode_records(table, records.iter().map(|(_, r)| r.data.as_slice()));
     let mut quality = BTreeMap::new();
-    crate::clean::count_nulled(table, &decoded.batch, &mut quality);
-    decoded.count_unparsable(&mut quality);
+    decoded.count_nulls(&mut quality);
 
     // Where each decoded row came from, by its `_offset` (the record's index in `records`).
     let offsets = decoded

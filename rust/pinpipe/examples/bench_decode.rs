@@ -1,0 +1,128 @@
+//! Decode against the parse floor: the lines of a landing zone (read into memory first) parsed by
+//! the fastest bare JSON parsers available, multi-threaded, and decoded by pinpipe's decoder into
+//! raw Arrow batches, on the same threads. Prints each time and its ratio to the fastest floor.
+//!
+//!     cargo run --release -p pinpipe --features bench-parse --example bench_decode -- LANDING [UID] [ROUNDS]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use pinpipe::clean::decode::decode_object;
+use pinpipe::model::Table;
+
+/// One landing object: its table, partition, start offset and bytes.
+struct Object {
+    table: Table,
+    start: i64,
+    data: Vec<u8>,
+}
+
+fn load(landing: &std::path::Path, uid: &str) -> Vec<Object> {
+    let mut out = Vec::new();
+    for table in Table::ALL {
+        let dir = landing.join(format!("topics/{uid}.{}/partition=0", table.suffix()));
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(start) = pinpipe::landing::start_offset_of(&name) else { continue };
+            out.push(Object { table, start, data: std::fs::read(entry.path()).unwrap() });
+        }
+    }
+    out
+}
+
+/// Runs `work` over every object on `threads` threads; returns the seconds and the sum of what
+/// `work` returned (so nothing is optimised away).
+fn timed(objects: &[Object], threads: usize, work: impl Fn(&Object) -> usize + Sync) -> (f64, usize) {
+    let next = AtomicUsize::new(0);
+    let t0 = Instant::now();
+    let total: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut sum = 0;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(o) = objects.get(i) else { break sum };
+                        sum += work(o);
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    (t0.elapsed().as_secs_f64(), total)
+}
+
+fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    data.split(|b| *b == b'\n').filter(|l| !l.trim_ascii().is_empty())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let landing = std::path::PathBuf::from(args.get(1).expect("usage: bench_decode LANDING [UID] [ROUNDS]"));
+    let uid = args.get(2).map(String::as_str).unwrap_or("0eaf46a0829f");
+    let rounds: usize = args.get(3).and_then(|r| r.parse().ok()).unwrap_or(3);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let objects = load(&landing, uid);
+    let bytes: usize = objects.iter().map(|o| o.data.len()).sum();
+    let records: usize = objects.iter().map(|o| lines(&o.data).count()).sum();
+    println!(
+        "{} objects, {records} lines, {:.1} MiB, {threads} threads, best of {rounds} rounds",
+        objects.len(),
+        bytes as f64 / 1048576.0
+    );
+
+    type Work<'a> = Box<dyn Fn(&Object) -> usize + Sync + 'a>;
+    let contenders: Vec<(&str, Work)> = vec![
+        (
+            "sonic-rs Value (bare parse, floor)",
+            Box::new(|o: &Object| {
+                lines(&o.data).map(|l| sonic_rs::from_slice::<sonic_rs::Value>(l).map_or(0, |v| v.len())).sum()
+            }),
+        ),
+        (
+            "sonic-rs object iterator, raw values",
+            Box::new(|o: &Object| {
+                lines(&o.data)
+                    .map(|l| {
+                        sonic_rs::to_object_iter(l)
+                            .map(|kv| kv.map_or(0, |(k, v)| k.len() + v.as_raw_str().len()))
+                            .sum::<usize>()
+                    })
+                    .sum()
+            }),
+        ),
+        (
+            "serde_json IgnoredAny (validate only)",
+            Box::new(|o: &Object| {
+                lines(&o.data).map(|l| usize::from(serde_json::from_slice::<serde::de::IgnoredAny>(l).is_ok())).sum()
+            }),
+        ),
+        (
+            "serde_json Value",
+            Box::new(|o: &Object| {
+                lines(&o.data)
+                    .map(|l| {
+                        serde_json::from_slice::<serde_json::Value>(l)
+                            .map_or(0, |v| v.as_object().map_or(0, |m| m.len()))
+                    })
+                    .sum()
+            }),
+        ),
+        (
+            "pinpipe decode (parse, coerce, Arrow batch)",
+            Box::new(|o: &Object| decode_object(o.table, &o.data, 0, o.start).batch.num_rows()),
+        ),
+    ];
+    let mut results = Vec::new();
+    for (name, work) in &contenders {
+        let best = (0..rounds).map(|_| timed(&objects, threads, work).0).fold(f64::INFINITY, f64::min);
+        results.push((*name, best));
+    }
+    let floor = results[..2].iter().map(|(_, s)| *s).fold(f64::INFINITY, f64::min);
+    println!("{:<46}{:>9}{:>14}{:>10}", "", "secs", "lines/s", "x floor");
+    for (name, secs) in &results {
+        println!("{name:<46}{secs:>9.3}{:>14.0}{:>10.2}", records as f64 / secs, secs / floor);
+    }
+}
