@@ -3,6 +3,8 @@
 #   pinpipe batch (landing -> raw/clean Delta -> nine analytics Delta tables), fresh lake each time
 #   PySpark doing the same job (scripts/bench/spark_batch.py: explicit-schema JSON read, the same
 #     cleaning and nine queries, clean tables and results written as Parquet), JVM start included
+#   DuckDB doing the same job (scripts/bench/duckdb_batch.py: read_text of the landing objects, every
+#     value as JSON/VARCHAR, the cleaning and dedup in SQL, clean tables and results as Parquet)
 #   the decode floor: `cat` of every landed object (I/O) and orjson over every line, one thread
 # Per size: wall time, records/s (landed lines of the three topics / wall), peak RSS of the whole
 # process tree (PySpark: Python driver + JVM), pinpipe's time split, decode vs the floor, and
@@ -41,9 +43,9 @@ if ! command -v "$JAVA" >/dev/null 2>&1 || [ "$(java_major "$JAVA")" -lt 17 ]; t
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
   export JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 JAVA=/usr/lib/jvm/java-17-openjdk-amd64/bin/java
 fi
-if ! "$VENV/bin/python" -c 'import pyspark, orjson, pyarrow' 2>/dev/null; then
+if ! "$VENV/bin/python" -c 'import pyspark, orjson, pyarrow, duckdb' 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q 'pyspark>=4,<5' orjson pyarrow
+  "$VENV/bin/pip" install -q 'pyspark>=4,<5' orjson pyarrow duckdb
 fi
 # Waits on the build lock if another build is running; a no-op when the binary is current.
 # The same package set as scripts/bench.sh, so the two share one release build.
@@ -58,6 +60,10 @@ export PINPIPE_LOG=warn SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON="$VENV/bin/pytho
 PY="$VENV/bin/python"
 echo "pinpipe $("$BIN" --version | awk '{print $2}'), PySpark $("$PY" -c 'import pyspark; print(pyspark.__version__)') on Java $(java_major "$JAVA"), $(nproc) cores"
 echo "PySpark: master $MASTER, driver memory $SPARK_MEMORY, shuffle partitions $SHUFFLE, UI off${BENCH_SPARK_CONF:+, $BENCH_SPARK_CONF}"
+echo "DuckDB $("$PY" -c 'import duckdb; print(duckdb.__version__)'): default threads and memory limit"
+TABLES="users_joined_by_year top_category_by_year top_category_by_country top_poster_by_country
+  top_country_by_followers top_category_by_age_group median_followers_by_age_group
+  median_followers_by_join_year median_followers_by_age_group_and_join_year"
 
 targets=""
 for n in $SIZES; do
@@ -71,17 +77,22 @@ for n in $SIZES; do
     "$PY" "$HERE/spark_batch.py" --landing "$d/landing" --out "$d/spark" --user-id "$USER_ID" \
     --master "$MASTER" --driver-memory "$SPARK_MEMORY" --shuffle-partitions "$SHUFFLE" ${SPARK_CONF[@]+"${SPARK_CONF[@]}"} 2>"$d/spark.err" \
     || { echo "PySpark failed; its stderr:"; tail -40 "$d/spark.err"; exit 1; }
+  "$PY" "$HERE/measure.py" run --out "$d/duckdb.json" --stdout "$d/duckdb.out" -- \
+    "$PY" "$HERE/duckdb_batch.py" --landing "$d/landing" --out "$d/duckdb" --user-id "$USER_ID" 2>"$d/duckdb.err" \
+    || { echo "DuckDB failed; its stderr:"; tail -40 "$d/duckdb.err"; exit 1; }
   match=0
-  "$PY" "$HERE/measure.py" compare --spark "$d/spark" --pinpipe "$BIN" --lake "$d/lake" \
-    users_joined_by_year top_category_by_year top_category_by_country top_poster_by_country \
-    top_country_by_followers top_category_by_age_group median_followers_by_age_group \
-    median_followers_by_join_year median_followers_by_age_group_and_join_year >"$d/compare.txt" || match=$?
+  # shellcheck disable=SC2086
+  "$PY" "$HERE/measure.py" compare --spark "$d/spark" --pinpipe "$BIN" --lake "$d/lake" $TABLES \
+    >"$d/compare.txt" || match=$?
+  # shellcheck disable=SC2086
+  "$PY" "$HERE/measure.py" compare --spark "$d/duckdb" --pinpipe "$BIN" --lake "$d/lake" $TABLES \
+    >"$d/compare-duckdb.txt" || match=$((match + $?))
   line=$("$PY" - "$n" "$d" "$match" "$MASTER" "$SPARK_MEMORY" <<'PY'
 import json, sys
 n, d, mismatch, master, mem = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 load = lambda name: json.load(open(f"{d}/{name}"))
-floor, pm, sm = load("floor.json"), load("pinpipe.json"), load("spark.json")
-ps, ss = load("pinpipe.out"), load("spark.out")
+floor, pm, sm, dm = load("floor.json"), load("pinpipe.json"), load("spark.json"), load("duckdb.json")
+ps, ss, ds = load("pinpipe.out"), load("spark.out"), load("duckdb.out")
 records = floor["lines"]
 read = sum(t["records_read"] for t in ps["tables"])
 mib = lambda kib: kib / 1024
@@ -94,6 +105,12 @@ print(f"{'pinpipe batch':<28}{pm['wall_secs']:>9.2f}{p_rate:>12,.0f}{mib(p_rss):
       f"{p_rate / s_rate:>11.1f}x{p_rss / s_rss:>9.3f}")
 print(f"{'PySpark ' + master + ', ' + mem:<28}{sm['wall_secs']:>9.2f}{s_rate:>12,.0f}{mib(s_rss):>14,.0f}"
       f"{1:>11.1f}x{1:>9.3f}")
+d_rate, d_rss = records / dm["wall_secs"], dm["peak_tree_rss_kib"]
+print(f"{'DuckDB':<28}{dm['wall_secs']:>9.2f}{d_rate:>12,.0f}{mib(d_rss):>14,.0f}"
+      f"{d_rate / s_rate:>11.1f}x{d_rss / s_rss:>9.3f}")
+print(f"pinpipe vs DuckDB: {p_rate / d_rate:.1f}x throughput, {p_rss / d_rss:.2f} of its memory; DuckDB split: "
+      f"import+connect {ds['session_start_secs']:.2f} s, read+clean+write {ds['clean_secs']:.2f} s, "
+      f"analytics {ds['analytics_secs']:.2f} s")
 other = ps["elapsed_secs"] - ps["decode_secs"] - ps["clean_secs"] - ps["analytics_secs"]
 print(f"pinpipe split: decode {ps['decode_secs']:.2f} s (read, parse, null counts, raw Parquet files), "
       f"clean {ps['clean_secs']:.2f} s, analytics {ps['analytics_secs']:.2f} s, other {other:.2f} s "
@@ -104,13 +121,13 @@ print(f"PySpark split: session/JVM start {ss['session_start_secs']:.2f} s, read+
 print(f"decode floor: cat {floor['cat_secs']:.3f} s (I/O, page cache), orjson one thread {floor['orjson_secs']:.2f} s "
       f"({records / floor['orjson_secs']:,.0f} lines/s); pinpipe decode {ps['decode_secs']:.2f} s = "
       f"{ps['decode_secs'] / floor['orjson_secs']:.2f}x orjson, {ps['decode_secs'] / max(floor['cat_secs'], 1e-9):.0f}x cat")
-print("analytics tables, Spark vs pinpipe: " + ("all nine MATCH" if not mismatch else "MISMATCH (below)"))
+print("analytics tables, Spark and DuckDB vs pinpipe: " + ("all nine MATCH" if not mismatch else "MISMATCH (below)"))
 with open(f"{d}/target", "w") as f:
     f.write(f"TARGET {n} {p_rate / s_rate:.2f} {p_rss / s_rss:.3f} {0 if mismatch else 1}\n")
 PY
   )
   echo "$line"
-  cat "$d/compare.txt"
+  cat "$d/compare.txt" "$d/compare-duckdb.txt"
   targets="$targets$(cat "$d/target")"$'\n'
 done
 

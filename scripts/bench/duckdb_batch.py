@@ -57,6 +57,7 @@ PIN_TEXT = ["unique_id", "title", "description", "follower_count", "poster_name"
 WHITESPACE = "".join(map(chr, [*range(0x09, 0x0E), *range(0x1C, 0x21), 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
                                0x2028, 0x2029, 0x202F, 0x205F, 0x3000]))
 SPACE_CLASS = r"[\t-\r\x{85}\p{Z}]"  # White_Space as a regular-expression class
+TRIM_CLASS = r"[\t-\r\x1c-\x20\x{85}\p{Z}]"  # the characters of WHITESPACE, as a class
 NUMBER = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
 DATETIME = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
             r"([Zz]|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?")
@@ -69,13 +70,15 @@ def lit(s):
 
 
 MACROS = [
-    f"CREATE MACRO pp_trim(s) AS trim(s, {lit(WHITESPACE)})",
+    # (`trim` with a character list is slow, so only values that start or end with whitespace go through it.)
+    f"CREATE MACRO pp_trim(s) AS CASE WHEN regexp_matches(s, '^{TRIM_CLASS}|{TRIM_CLASS}$') "
+    f"THEN trim(s, {lit(WHITESPACE)}) ELSE s END",
     # A JSON value as text: a string as it is, a number or boolean as its JSON text; null, object or array: NULL.
     "CREATE MACRO pp_text(v) AS CASE json_type(v) WHEN 'VARCHAR' THEN v->>'$' "
     "WHEN 'NULL' THEN NULL WHEN 'OBJECT' THEN NULL WHEN 'ARRAY' THEN NULL ELSE CAST(v AS VARCHAR) END",
     # The key: an integer, or a string of ASCII digits with an optional leading minus (surrounding space allowed).
-    "CREATE MACRO pp_key(t) AS TRY_CAST(CASE WHEN regexp_full_match(pp_trim(t), '-?[0-9]+') "
-    "THEN pp_trim(t) END AS BIGINT)",
+    f"CREATE MACRO pp_key(t) AS TRY_CAST(NULLIF(regexp_extract(t, '^{TRIM_CLASS}*(-?[0-9]+){TRIM_CLASS}*$', 1), '') "
+    "AS BIGINT)",
     # A finite number, from a JSON number or a numeric string.
     f"CREATE MACRO pp_number(t) AS CASE WHEN regexp_full_match(pp_trim(t), {lit(NUMBER)}) "
     "THEN nullif(nullif(TRY_CAST(pp_trim(t) AS DOUBLE), 'inf'::DOUBLE), '-inf'::DOUBLE) END",
@@ -101,11 +104,15 @@ def nulled(column):
     return f"CASE WHEN pp_trim({column}) IN ({values}) THEN NULL ELSE {column} END"
 
 
+def topic_glob(landing, uid, table):
+    """The landing objects of a topic, as a glob pattern."""
+    return f"{landing}/topics/{uid}.{table}/partition=*/{uid}.{table}+*+*.json"
+
+
 def latest(landing, uid, table, have_files):
     """The landed records of a topic that have a usable key, one per key: the one with the highest
     landing position. `j` holds the record's values as JSON."""
-    pattern = f"{landing}/topics/{uid}.{table}/partition=*/{uid}.{table}+*+*.json"
-    files = (f"SELECT filename, content FROM read_text({lit(pattern)})" if have_files
+    files = (f"SELECT filename, content FROM read_text({lit(topic_glob(landing, uid, table))})" if have_files
              else "SELECT NULL::VARCHAR AS filename, NULL::VARCHAR AS content WHERE false")
     struct = "{" + ", ".join(f'"{c}": "JSON"' for c in RAW[table]) + "}"
     return f"""
@@ -175,7 +182,8 @@ def lower_median(groups, source, order):
 TOP_POSTER = top(
     "country", "poster_name", "follower_count",
     f"SELECT country, poster_name, max(follower_count) AS follower_count FROM ({PIN_GEO}) "
-    "WHERE country IS NOT NULL AND poster_name IS NOT NULL AND follower_count IS NOT NULL GROUP BY country, poster_name",
+    "WHERE country IS NOT NULL AND poster_name IS NOT NULL AND follower_count IS NOT NULL "
+    "GROUP BY country, poster_name",
     "country")
 
 QUERIES = {
@@ -239,7 +247,7 @@ def main():
     if a.memory_limit:
         config["memory_limit"] = a.memory_limit
     con = duckdb.connect(config=config)
-    try:  # with the icu extension, TIMESTAMPTZ follows the session zone; without it, it is UTC
+    try:  # TIMESTAMPTZ parsing and date_part follow the session's zone (icu); without icu they are UTC
         con.execute("SET TimeZone = 'UTC'")
     except duckdb.Error:
         pass
@@ -250,8 +258,8 @@ def main():
     for macro in MACROS:
         con.execute(macro)
     for table in ("pin", "geo", "user"):
-        pattern = f"{landing}/topics/{a.user_id}.{table}/partition=*/{a.user_id}.{table}+*+*.json"
-        have_files = con.execute(f"SELECT count(*) FROM glob({lit(pattern)})").fetchone()[0] > 0
+        pattern = lit(topic_glob(landing, a.user_id, table))
+        have_files = con.execute(f"SELECT count(*) FROM glob({pattern})").fetchone()[0] > 0
         write(con, clean(latest(landing, a.user_id, table, have_files), table), f"{out}/batch/{table}")
     t_clean = time.monotonic()
 
