@@ -19,7 +19,7 @@ scripts/setup.sh
 command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 scripts/services.sh up >/dev/null
 eval "$(scripts/services.sh env)"
-cargo build --release -q -p pinpipe-cli -p pinpipe --example bench_kafka
+cargo build --release -q -p pinpipe-cli -p pinpipe --bins --example bench_kafka
 BIN="$CARGO_TARGET_DIR/release/pinpipe"
 KBENCH="$CARGO_TARGET_DIR/release/examples/bench_kafka"
 work=$(mktemp -d)

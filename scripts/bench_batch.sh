@@ -49,7 +49,7 @@ if ! "$VENV/bin/python" -c 'import pyspark, orjson, pyarrow, duckdb' 2>/dev/null
 fi
 # Waits on the build lock if another build is running; a no-op when the binary is current.
 # The same package set as scripts/bench.sh, so the two share one release build.
-cargo build --release -q -p pinpipe-cli -p pinpipe --example bench_kafka
+cargo build --release -q -p pinpipe-cli -p pinpipe --bins --example bench_kafka
 
 if [ -n "${BENCH_DIR:-}" ]; then
   work="$BENCH_DIR"; mkdir -p "$work"

@@ -57,6 +57,7 @@ pub fn lake_tables_of(user: &UserId) -> Vec<LakeTable> {
     out.push(LakeTable { name: "_quality".into(), path: QUALITY_PATH.into() });
     for t in Table::ALL {
         out.push(LakeTable { name: format!("_raw_{}", t.suffix()), path: raw_path(t) });
+        out.push(LakeTable { name: format!("_keys_{}", t.suffix()), path: crate::batch::keys_path(t) });
     }
     for t in Table::ALL {
         out.push(LakeTable { name: user.stream_table(t), path: crate::stream::table_path(user, t) });
