@@ -425,14 +425,17 @@ fn print<T: Serialize>(json: bool, summary: &T, text: impl FnOnce(&T) -> String)
 }
 
 fn init_logging(verbose: u8) {
-    let filter = std::env::var(env::LOG).unwrap_or_else(|_| {
-        let quiet = format!("{}=error", pinpipe::QUIET_LOG_TARGET);
-        match verbose {
+    let quiet = format!("{}=error", pinpipe::QUIET_LOG_TARGET);
+    let filter = match std::env::var(env::LOG) {
+        // A filter that says nothing of delta-rs keeps its per-merge warning quiet too.
+        Ok(filter) if !filter.contains("deltalake") => format!("{filter},{quiet}"),
+        Ok(filter) => filter,
+        Err(_) => match verbose {
             0 => format!("warn,pinpipe=info,{quiet}"),
             1 => format!("info,pinpipe=debug,{quiet}"),
             _ => "debug,pinpipe=trace".to_string(),
-        }
-    });
+        },
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

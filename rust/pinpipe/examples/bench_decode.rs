@@ -4,7 +4,8 @@
 //!
 //!     cargo run --release -p pinpipe --example bench_decode -- LANDING [UID] [ROUNDS]
 //!
-//! With `--features bench-parse`, sonic-rs' DOM parse is one more floor.
+//! The SIMD parsers (sonic-rs, simd-json) are measured by `scripts/bench/parse-floor`, a separate
+//! crate, so their dependencies do not change this workspace's build.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -59,10 +60,8 @@ fn timed(objects: &[Object], threads: usize, work: impl Fn(&Object) -> usize + S
 /// The table's columns, every one as text (the bare parse does not type values).
 fn text_schema(table: Table) -> deltalake::arrow::datatypes::SchemaRef {
     use deltalake::arrow::datatypes::{DataType, Field, Schema};
-    let fields: Vec<Field> = pinpipe::clean::raw::raw_columns(table)
-        .iter()
-        .map(|c| Field::new(c.name, DataType::Utf8, true))
-        .collect();
+    let fields: Vec<Field> =
+        pinpipe::clean::raw::raw_columns(table).iter().map(|c| Field::new(c.name, DataType::Utf8, true)).collect();
     std::sync::Arc::new(Schema::new(fields))
 }
 
@@ -87,16 +86,6 @@ fn main() {
 
     type Work<'a> = Box<dyn Fn(&Object) -> usize + Sync + 'a>;
     let mut contenders: Vec<(&str, Work)> = Vec::new();
-    #[cfg(feature = "bench-parse")]
-    {
-        contenders.push((
-            "sonic-rs Value (bare parse)",
-            Box::new(|o: &Object| {
-                use sonic_rs::JsonContainerTrait;
-                lines(&o.data).map(|l| sonic_rs::from_slice::<sonic_rs::Value>(l).map_or(0, |v| v.len())).sum()
-            }),
-        ));
-    }
     contenders.push((
         "arrow-json tape decoder (bare parse into Arrow)",
         Box::new(|o: &Object| {

@@ -73,6 +73,7 @@ pub async fn maintain(lake: &Lake, rels: &[String], config: &MaintenanceConfig) 
                 }
             }
         }
+        checkpoint(&table, rel).await?;
         if config.vacuum {
             let retention = chrono::Duration::from_std(config.vacuum_retention)
                 .map_err(|_| Error::Config("vacuum_retention is too long".into()))?;
@@ -91,6 +92,32 @@ pub async fn maintain(lake: &Lake, rels: &[String], config: &MaintenanceConfig) 
     }
     summary.secs = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Commits a table may gather past its last checkpoint before the run writes one: every opening
+/// of a table replays the commits since its last checkpoint, so this bounds what a run pays for
+/// the history of the log (delta-rs writes one only every 100 commits by itself).
+const COMMITS_PER_CHECKPOINT: i64 = 10;
+
+async fn checkpoint(table: &deltalake::DeltaTable, rel: &str) -> Result<()> {
+    use object_store::ObjectStoreExt;
+    let Some(version) = table.version() else { return Ok(()) };
+    let store = table.log_store().object_store(None);
+    let last = match store.get(&deltalake::Path::from("_delta_log/_last_checkpoint")).await {
+        Ok(found) => found
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["version"].as_i64())
+            .unwrap_or(-1),
+        Err(_) => -1,
+    };
+    if version as i64 - last >= COMMITS_PER_CHECKPOINT {
+        tracing::debug!(table = %rel, version, "checkpoint");
+        deltalake::checkpoints::create_checkpoint(table, None).await.map_err(|e| delta(rel, "checkpoint", e))?;
+    }
+    Ok(())
 }
 
 fn delta(rel: &str, what: &str, source: deltalake::DeltaTableError) -> Error {
