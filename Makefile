@@ -32,7 +32,7 @@ wheel-dev:       ## a debug wheel for this machine, as the tests use it
 bench:
 	scripts/bench.sh
 
-bench-batch:     ## pinpipe batch against PySpark and the decode floor
+bench-batch:     ## pinpipe batch against PySpark and DuckDB, the decode floor, 30 days then day 31
 	scripts/bench_batch.sh
 
 bench-stream:    ## pinpipe stream against a bare GetRecords loop; PutRecord-to-row latency

@@ -49,7 +49,11 @@ if ! "$VENV/bin/python" -c 'import pyspark, orjson, pyarrow, duckdb' 2>/dev/null
 fi
 # Waits on the build lock if another build is running; a no-op when the binary is current.
 # The same package set as scripts/bench.sh, so the two share one release build.
-cargo build --release -q -p pinpipe-cli -p pinpipe --bins --example bench_kafka
+cargo build --release -q -p pinpipe-cli -p pinpipe --bins --example bench_kafka --example bench_decode
+# The SIMD parsers for the decode floor: their own crate and target directory, tuned to this CPU.
+RUSTFLAGS="-C target-cpu=native" cargo build --release -q --manifest-path scripts/bench/parse-floor/Cargo.toml \
+  --target-dir "$PINPIPE_CACHE/parse-floor-target"
+FLOOR_BIN="$PINPIPE_CACHE/parse-floor-target/release/parse-floor"
 
 if [ -n "${BENCH_DIR:-}" ]; then
   work="$BENCH_DIR"; mkdir -p "$work"
@@ -130,6 +134,17 @@ PY
   cat "$d/compare.txt" "$d/compare-duckdb.txt"
   targets="$targets$(cat "$d/target")"$'\n'
 done
+
+# The decode against the fastest bare parses of the same lines (in memory, every core), on the
+# largest size: pinpipe's decoder, arrow-json's tape decoder and serde_json in one process, the
+# SIMD parsers (sonic-rs, simd-json) in another, run back to back.
+if [ -n "$SIZES" ]; then
+  last="$work/$(printf '%s\n' $SIZES | tail -1)"
+  echo
+  echo "== decode vs bare parses, $(printf '%s\n' $SIZES | tail -1) events =="
+  "$FLOOR_BIN" "$last/landing" "$USER_ID" 3
+  "$CARGO_TARGET_DIR/release/examples/bench_decode" "$last/landing" "$USER_ID" 3
+fi
 
 # The project's targets, on the largest size run: >= 5x PySpark's throughput at <= 1/4 of its peak memory.
 if [ -n "$targets" ]; then
