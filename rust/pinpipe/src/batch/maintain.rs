@@ -1,6 +1,7 @@
-//! Table upkeep at the end of a batch run: small files compacted (delta-rs `optimize`) and files
-//! no snapshot within the retention period needs deleted (delta-rs `vacuum`, full mode: also the
-//! files of writes that were killed before their commit).
+//! Table upkeep at the end of a batch run: small files compacted (delta-rs `optimize`), a
+//! checkpoint every few commits, and files no snapshot within the retention period needs deleted
+//! (delta-rs `vacuum`: the replaced files each run, and with each checkpoint a full vacuum that
+//! also finds the files of writes killed before their commit).
 //!
 //! Both are safe at any moment: a compaction is one commit that replaces files with files holding
 //! the same rows (a run killed during it leaves only uncommitted files, which a later vacuum
@@ -73,7 +74,9 @@ pub async fn maintain(lake: &Lake, rels: &[String], config: &MaintenanceConfig) 
                 }
             }
         }
-        checkpoint(&table, rel).await?;
+        // Every few commits a checkpoint, and then a full vacuum (which lists the table's files to
+        // find those of killed writes too); in between, vacuum removes only replaced files.
+        let full = checkpoint(&table, rel).await?;
         if config.vacuum {
             let retention = chrono::Duration::from_std(config.vacuum_retention)
                 .map_err(|_| Error::Config("vacuum_retention is too long".into()))?;
@@ -81,7 +84,7 @@ pub async fn maintain(lake: &Lake, rels: &[String], config: &MaintenanceConfig) 
                 .vacuum()
                 .with_retention_period(retention)
                 .with_enforce_retention_duration(false)
-                .with_mode(VacuumMode::Full)
+                .with_mode(if full { VacuumMode::Full } else { VacuumMode::Lite })
                 .await
                 .map_err(|e| delta(rel, "vacuum", e))?;
             if !metrics.files_deleted.is_empty() {
@@ -99,9 +102,10 @@ pub async fn maintain(lake: &Lake, rels: &[String], config: &MaintenanceConfig) 
 /// the history of the log (delta-rs writes one only every 100 commits by itself).
 const COMMITS_PER_CHECKPOINT: i64 = 10;
 
-async fn checkpoint(table: &deltalake::DeltaTable, rel: &str) -> Result<()> {
+/// Writes a checkpoint if the table is due one; true if it was.
+async fn checkpoint(table: &deltalake::DeltaTable, rel: &str) -> Result<bool> {
     use object_store::ObjectStoreExt;
-    let Some(version) = table.version() else { return Ok(()) };
+    let Some(version) = table.version() else { return Ok(false) };
     let store = table.log_store().object_store(None);
     let last = match store.get(&deltalake::Path::from("_delta_log/_last_checkpoint")).await {
         Ok(found) => found
@@ -116,8 +120,9 @@ async fn checkpoint(table: &deltalake::DeltaTable, rel: &str) -> Result<()> {
     if version as i64 - last >= COMMITS_PER_CHECKPOINT {
         tracing::debug!(table = %rel, version, "checkpoint");
         deltalake::checkpoints::create_checkpoint(table, None).await.map_err(|e| delta(rel, "checkpoint", e))?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 fn delta(rel: &str, what: &str, source: deltalake::DeltaTableError) -> Error {

@@ -318,17 +318,20 @@ async fn run_once(config: &BatchConfig) -> Result<BatchSummary> {
         summary.analytics_secs = t0.elapsed().as_secs_f64();
     }
     tables::append_quality(&lake, &run_id, &quality).await?;
-    summary.maintenance = maintain::maintain(&lake, &lake_tables(), &config.maintenance()).await?;
+    let written = lake_tables(config.only != Some(Stage::Clean));
+    summary.maintenance = maintain::maintain(&lake, &written, &config.maintenance()).await?;
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
-/// Every table a batch run writes.
-fn lake_tables() -> Vec<String> {
+/// The tables a batch run writes (the analytics tables when it computes them).
+fn lake_tables(with_analytics: bool) -> Vec<String> {
     let mut rels: Vec<String> =
         Table::ALL.iter().flat_map(|t| [raw_path(*t), clean_path(*t), merge::keys_path(*t)]).collect();
     rels.extend([DEAD_LETTERS_PATH.to_string(), QUALITY_PATH.to_string()]);
-    rels.extend(analytics::queries().iter().map(|q| analytics::table_path(q.name)));
+    if with_analytics {
+        rels.extend(analytics::queries().iter().map(|q| analytics::table_path(q.name)));
+    }
     rels
 }
 

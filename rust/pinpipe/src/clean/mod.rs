@@ -1,5 +1,5 @@
-//! The one implementation of RULES.md's cleaning, as DataFusion SQL over a raw input table.
-//! Batch runs it over the whole raw table, the stream over each micro-batch.
+//! The one implementation of RULES.md's cleaning, as DataFusion SQL over raw rows: batch runs it
+//! over each run's winners per key (`batch::merge`), the stream over each micro-batch.
 
 pub mod decode;
 pub mod raw;
@@ -11,10 +11,10 @@ use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::datafusion::common::{DataFusionError, Result as DfResult};
 use deltalake::datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
-use deltalake::datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::model::Table;
-use raw::{timestamp_type, OFFSET_COLUMN, PARTITION_COLUMN};
+use raw::timestamp_type;
 
 /// Values that mean "no value" in a column, beyond the empty (trimmed) string.
 pub const SENTINELS: &[(Table, &str, &[&str])] = &[
@@ -86,27 +86,26 @@ pub fn parse_follower_count(text: &str) -> Option<i64> {
     i64::try_from(value).ok()
 }
 
-fn follower_count_udf(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
-    let arrays = ColumnarValue::values_to_arrays(args)?;
-    let text = cast(&arrays[0], &DataType::Utf8)?;
-    let text = text.as_string::<i32>();
-    let out: Int64Array = text.iter().map(|v| v.and_then(parse_follower_count)).collect();
-    let out: ArrayRef = Arc::new(out);
+/// A UDF's result: a scalar when every argument was one.
+fn udf_result(args: &[ColumnarValue], out: ArrayRef) -> DfResult<ColumnarValue> {
     if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
         return Ok(ColumnarValue::Scalar(deltalake::datafusion::scalar::ScalarValue::try_from_array(&out, 0)?));
     }
     Ok(ColumnarValue::Array(out))
 }
 
+fn follower_count_udf(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let text = cast(&arrays[0], &DataType::Utf8)?;
+    let out: Int64Array = text.as_string::<i32>().iter().map(|v| v.and_then(parse_follower_count)).collect();
+    udf_result(args, Arc::new(out))
+}
+
 fn trim_udf(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
     let arrays = ColumnarValue::values_to_arrays(args)?;
     let text = cast(&arrays[0], &DataType::Utf8)?;
     let out: deltalake::arrow::array::StringArray = text.as_string::<i32>().iter().map(|v| v.map(trim)).collect();
-    let out: ArrayRef = Arc::new(out);
-    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-        return Ok(ColumnarValue::Scalar(deltalake::datafusion::scalar::ScalarValue::try_from_array(&out, 0)?));
-    }
-    Ok(ColumnarValue::Array(out))
+    udf_result(args, Arc::new(out))
 }
 
 /// A DataFusion session set up for the pipeline's SQL: plain (non-view) strings, UTC, and the
@@ -116,24 +115,15 @@ pub fn session() -> SessionContext {
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
         .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
         .set_str("datafusion.execution.time_zone", "UTC")
-        // Keep the join order written in the SQL: the small side (one winner per key) builds
-        // the hash table and the raw records stream past it.
+        // Keep the join order written in the SQL.
         .set_bool("datafusion.optimizer.join_reordering", false);
     let ctx = SessionContext::new_with_config(config);
-    ctx.register_udf(create_udf(
-        FOLLOWER_COUNT_UDF,
-        vec![DataType::Utf8],
-        DataType::Int64,
-        Volatility::Immutable,
-        Arc::new(follower_count_udf),
-    ));
-    ctx.register_udf(create_udf(
-        TRIM_UDF,
-        vec![DataType::Utf8],
-        DataType::Utf8,
-        Volatility::Immutable,
-        Arc::new(trim_udf),
-    ));
+    type Udf = fn(&[ColumnarValue]) -> DfResult<ColumnarValue>;
+    let udfs: [(&str, DataType, Udf); 2] =
+        [(FOLLOWER_COUNT_UDF, DataType::Int64, follower_count_udf), (TRIM_UDF, DataType::Utf8, trim_udf)];
+    for (name, returns, udf) in udfs {
+        ctx.register_udf(create_udf(name, vec![DataType::Utf8], returns, Volatility::Immutable, Arc::new(udf)));
+    }
     ctx
 }
 
@@ -168,23 +158,6 @@ pub fn clean_schema(table: Table) -> SchemaRef {
         ],
     };
     Arc::new(Schema::new(fields))
-}
-
-/// The cleaning query over `input` (a table with the raw schema of `table`): deduplicate on the
-/// key keeping the highest landing position, then clean every column.
-pub fn clean_sql(table: Table, input: &str) -> String {
-    let key = table.key_column();
-    // Winner per key: the highest landing position, as one number (partition, then offset).
-    let pos = |alias: &str| {
-        format!("CAST({alias}\"{PARTITION_COLUMN}\" AS BIGINT) * 1099511627776 + {alias}\"{OFFSET_COLUMN}\"")
-    };
-    let dedup = format!(
-        "SELECT r.* FROM (SELECT \"{key}\" AS _key, max({}) AS _pos FROM \"{input}\" GROUP BY \"{key}\") w \
-         JOIN \"{input}\" r ON r.\"{key}\" = w._key AND {} = w._pos",
-        pos(""),
-        pos("r.")
-    );
-    format!("SELECT {} FROM ({dedup})", clean_columns(table).join(", "))
 }
 
 /// The cleaned columns of `table`, as SQL expressions over its raw columns, in the clean schema's
@@ -230,13 +203,6 @@ pub fn clean_columns(table: Table) -> Vec<String> {
             "date_joined".to_string(),
         ],
     }
-}
-
-/// Runs the cleaning query and returns batches with exactly the clean schema.
-pub async fn clean(ctx: &SessionContext, table: Table, input: &str) -> DfResult<Vec<RecordBatch>> {
-    let df: DataFrame = ctx.sql(&clean_sql(table, input)).await?;
-    let batches = df.collect().await?;
-    conform(&batches, &clean_schema(table))
 }
 
 /// Casts batches to a schema, column by column (names must match in order).
