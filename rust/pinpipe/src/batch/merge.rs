@@ -25,7 +25,7 @@ use futures::TryStreamExt;
 
 use super::tables::{clean_path, raw_path};
 use crate::clean::{self, raw::OFFSET_COLUMN, raw::PARTITION_COLUMN};
-use crate::delta::{txn, txn_version, Lake, Written};
+use crate::delta::{txn, Lake, Written};
 use crate::error::{Error, Result};
 use crate::model::Table;
 
@@ -149,11 +149,7 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
 
 /// Offsets recorded in `table` per partition.
 async fn consumed(table: &DeltaTable, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, Option<i64>>> {
-    let mut out = BTreeMap::new();
-    for p in partitions {
-        out.insert(*p, txn_version(table, &app_id(topic, *p)).await?);
-    }
-    Ok(out)
+    super::txn_versions(table, partitions, |p| app_id(topic, p)).await
 }
 
 /// SQL predicate for raw rows past `done` (partitions not listed are read whole).

@@ -203,9 +203,18 @@ async fn positions(
     topic: &str,
     partitions: &[i32],
 ) -> Result<BTreeMap<i32, Option<i64>>> {
+    txn_versions(table, partitions, |p| app_id(topic, p)).await
+}
+
+/// The `txn` version recorded in `table` per partition, under the app id `app_id(partition)`.
+async fn txn_versions(
+    table: &deltalake::DeltaTable,
+    partitions: &[i32],
+    app_id: impl Fn(i32) -> String,
+) -> Result<BTreeMap<i32, Option<i64>>> {
     let mut out = BTreeMap::new();
     for p in partitions {
-        out.insert(*p, txn_version(table, &app_id(topic, *p)).await?);
+        out.insert(*p, txn_version(table, &app_id(*p)).await?);
     }
     Ok(out)
 }
