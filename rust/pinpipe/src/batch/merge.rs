@@ -285,7 +285,7 @@ pub async fn update_clean(
                 let mode = if full_refresh { SaveMode::Overwrite } else { SaveMode::Append };
                 lake.write_exclusive(keys, &keys_rel, &keys_schema(), vec![rows], mode, txns(), "clean index").await?
             } else {
-                merge(ctx, lake, keys, &keys_rel, rows, txns(), "clean index").await?
+                upsert(ctx, lake, keys, &keys_rel, rows, index.len(), txns(), "clean index").await?.0
             };
             if matches!(written, Written::Conflict) {
                 continue;
@@ -301,7 +301,12 @@ pub async fn update_clean(
         } else {
             let batch = deltalake::arrow::compute::concat_batches(&schema, &cleaned)
                 .map_err(|e| Error::Config(format!("clean rows: {e}")))?;
-            merge(ctx, lake, clean_table, &clean_rel, batch, txns(), "clean merge").await?
+            let (written, rows) =
+                upsert(ctx, lake, clean_table, &clean_rel, batch, rows_before as usize, txns(), "clean merge").await?;
+            match (written, rows) {
+                (Written::Committed(_), Some(rows_after)) => return Ok(Merged { rows_before, rows_after }),
+                (written, _) => written,
+            }
         };
         match written {
             Written::Committed(t) => {
@@ -326,6 +331,60 @@ async fn clean_rows(ctx: &SessionContext, table: Table, rows: RecordBatch) -> Re
     let batches = result.map_err(Error::datafusion(format!("clean {table}")))?;
     clean::conform(&batches, &clean::clean_schema(table)).map_err(Error::datafusion(format!("clean {table}")))
 }
+
+/// Upserts `rows` (one per key, first column `ind`) into `target`, which holds `target_rows` rows,
+/// in one exclusive commit. When the rows replace a good part of the table (as a day of the
+/// emulator's events does: they draw from a fixed set of rows) the table is rewritten — its rows
+/// read, those of the new keys left out, everything written as one overwrite — which costs a
+/// fraction of a MERGE's join; a few rows into a large table are merged. Returns the row count
+/// after the rewrite (a merge does not count).
+#[allow(clippy::too_many_arguments)]
+async fn upsert(
+    ctx: &SessionContext,
+    lake: &Lake,
+    target: DeltaTable,
+    rel: &str,
+    rows: RecordBatch,
+    target_rows: usize,
+    txns: Vec<deltalake::kernel::Transaction>,
+    operation: &str,
+) -> Result<(Written, Option<u64>)> {
+    if rows.num_rows() * REWRITE_FRACTION < target_rows {
+        return Ok((merge(ctx, lake, target, rel, rows, txns, operation).await?, None));
+    }
+    tracing::debug!(table = rel, rows = rows.num_rows(), "merging (rewrite)");
+    let name = "pinpipe_upsert_target";
+    lake.register_table(ctx, name, &target).await?;
+    let result = async { ctx.sql(&format!("SELECT * FROM \"{name}\"")).await?.collect().await }.await;
+    ctx.deregister_table(name).map_err(Error::datafusion("unstage"))?;
+    let current = result.map_err(Error::datafusion(format!("read {rel}")))?;
+    let new_keys: std::collections::HashSet<i64> =
+        rows.column(0).as_primitive::<Int64Type>().iter().flatten().collect();
+    let schema = rows.schema();
+    let kept = current
+        .iter()
+        .map(|batch| {
+            let keep: BooleanArray = batch
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|k| Some(k.is_none_or(|k| !new_keys.contains(&k))))
+                .collect();
+            filter_record_batch(batch, &keep)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Config(format!("rewrite {rel}: {e}")))?;
+    // In the rows' schema (the reader may hand out view types).
+    let mut out = clean::conform(&kept, &schema).map_err(Error::datafusion(format!("rewrite {rel}")))?;
+    out.push(rows);
+    let total = out.iter().map(|b| b.num_rows() as u64).sum();
+    let written = lake.write_exclusive(target, rel, &schema, out, SaveMode::Overwrite, txns, operation).await?;
+    Ok((written, Some(total)))
+}
+
+/// A MERGE rewrites the files holding matched rows anyway: once a run's rows number at least
+/// 1 / `REWRITE_FRACTION` of the table's, rewriting the whole table is cheaper.
+const REWRITE_FRACTION: usize = 4;
 
 /// Upserts `rows` (one per key, first column `ind`) into `target` in one exclusive commit.
 async fn merge(

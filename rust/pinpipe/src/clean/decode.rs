@@ -5,15 +5,14 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
     ArrayRef, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de::IgnoredAny;
 
+use super::json;
 use super::raw::{parse_timestamp, raw_columns, raw_schema, RawColumn, RawType};
 use super::trim;
 use crate::model::Table;
@@ -28,20 +27,20 @@ enum Json<'a> {
     Number(&'a str),
     Str(Cow<'a, str>),
     Complex,
+    /// A string with half of a surrogate pair escaped (`"\ud800"`): valid JSON, but no text.
+    LoneSurrogate,
 }
 
 impl<'a> Json<'a> {
-    /// Classifies one JSON value by its text (which serde_json has already checked).
-    fn of(raw: &'a str) -> Result<Self, serde_json::Error> {
-        Ok(match raw.as_bytes().first() {
-            Some(b'"') if !raw.contains('\\') => Json::Str(Cow::Borrowed(&raw[1..raw.len() - 1])),
-            Some(b'"') => Json::Str(Cow::Owned(serde_json::from_str::<String>(raw)?)),
-            Some(b'n') => Json::Null,
-            Some(b't') => Json::Bool(true),
-            Some(b'f') => Json::Bool(false),
-            Some(b'{' | b'[') => Json::Complex,
-            _ => Json::Number(raw),
-        })
+    fn of(value: json::Value<'a>) -> Self {
+        match value {
+            json::Value::Null => Json::Null,
+            json::Value::Bool(b) => Json::Bool(b),
+            json::Value::Number(t) => Json::Number(t),
+            json::Value::Str(s, false) => Json::Str(Cow::Borrowed(s)),
+            json::Value::Str(s, true) => json::unescape(s).map_or(Json::LoneSurrogate, |s| Json::Str(Cow::Owned(s))),
+            json::Value::Complex => Json::Complex,
+        }
     }
 }
 
@@ -130,65 +129,6 @@ impl Decoded {
     }
 }
 
-/// A map key, borrowed when the text has no escapes.
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Cow<'de, str>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Cow::Borrowed(v))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(v.to_string()))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
-/// Reads one JSON object into the slots of the wanted columns (the last of repeated keys wins).
-struct RowSeed<'c, 'v, 'de> {
-    columns: &'c [RawColumn],
-    values: &'v mut [Json<'de>],
-}
-
-impl<'de> DeserializeSeed<'de> for RowSeed<'_, '_, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RowSeed<'_, '_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            match self.columns.iter().position(|c| c.name == key) {
-                Some(i) => {
-                    let raw: &'de RawValue = map.next_value()?;
-                    self.values[i] = Json::of(raw.get()).map_err(serde::de::Error::custom)?;
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// `-?[0-9]+` as an i64 (None when it is not one, or does not fit).
 fn integer(text: &str) -> Option<i64> {
     let digits = text.strip_prefix('-').unwrap_or(text);
@@ -226,6 +166,7 @@ fn key_value(column: &RawColumn, value: &Json) -> Result<i64, String> {
         Json::Str(s) => integer(trim(s)).ok_or_else(|| format!("column {name}: {s:?} is not an integer")),
         Json::Bool(b) => Err(format!("column {name}: {b} is not an integer")),
         Json::Complex => Err(format!("column {name}: an object or array is not an integer")),
+        Json::LoneSurrogate => Err(format!("column {name}: a string with a lone surrogate escape is not an integer")),
     }
 }
 
@@ -347,13 +288,18 @@ impl<'a> Decoder<'a> {
     /// Decodes one JSON document into a row, or returns why it is a dead letter (nothing is
     /// appended then). Unusable values become nulls, counted.
     fn record(&mut self, text: &'a [u8], partition: i32, offset: i64) -> Result<(), String> {
+        let text = std::str::from_utf8(text)
+            .map_err(|e| format!("not a JSON object: invalid UTF-8 at column {}", e.valid_up_to() + 1))?;
         self.values.clear();
         self.values.resize(self.columns.len(), Json::Missing);
-        let mut de = serde_json::Deserializer::from_slice(text);
-        RowSeed { columns: self.columns, values: &mut self.values }
-            .deserialize(&mut de)
-            .and_then(|_| de.end())
-            .map_err(|e| format!("not a JSON object: {e}"))?;
+        let (columns, values) = (self.columns, &mut self.values);
+        json::object(text, |key, value| {
+            // The last of repeated keys wins.
+            if let Some(i) = columns.iter().position(|c| c.name == key) {
+                values[i] = Json::of(value);
+            }
+        })
+        .map_err(|e| format!("not a JSON object: {e}"))?;
         let mut key = 0;
         for (column, value) in self.columns.iter().zip(&self.values) {
             if column.required {

@@ -2,6 +2,7 @@
 //! over each run's winners per key (`batch::merge`), the stream over each micro-batch.
 
 pub mod decode;
+mod json;
 pub mod raw;
 
 use std::sync::Arc;

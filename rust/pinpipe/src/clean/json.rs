@@ -1,0 +1,445 @@
+//! The JSON reader of the decoder: one object per record, every member handed over as borrowed
+//! text, nested values checked and skipped. It accepts exactly the JSON of RFC 8259 (what
+//! serde_json accepts, without its nesting limit) and allocates only for a nested value's stack
+//! and for keys written with escapes; a string value's escapes are decoded by [`unescape`], and
+//! only for the columns that keep it.
+
+use std::fmt;
+
+/// A member's value, as written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Bool(bool),
+    /// The number's text (checked against JSON's number grammar, not converted).
+    Number(&'a str),
+    /// A string's text between its quotes, and whether it holds escapes.
+    Str(&'a str, bool),
+    /// An object or an array.
+    Complex,
+}
+
+/// Why a text is not one JSON object: what was expected, and where (1-based column).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Error {
+    pub what: &'static str,
+    pub column: usize,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{} at column {}", self.what, self.column)
+    }
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// Reads `text` as one JSON object with nothing but whitespace around it, calling `member` with
+/// each key (escapes decoded) and value, in order: a repeated key is handed over again.
+pub fn object<'a>(text: &'a str, mut member: impl FnMut(&str, Value<'a>)) -> Result<()> {
+    let mut r = Reader { text, b: text.as_bytes(), i: 0 };
+    r.ws();
+    if r.peek() != Some(b'{') {
+        return r.fail("expected '{'");
+    }
+    r.i += 1;
+    r.ws();
+    if r.peek() == Some(b'}') {
+        r.i += 1;
+    } else {
+        loop {
+            let (key, escaped) = r.key()?;
+            let value = r.value()?;
+            if escaped {
+                // A key with escapes names a column only once decoded.
+                if let Some(key) = unescape(key) {
+                    member(&key, value);
+                }
+            } else {
+                member(key, value);
+            }
+            r.ws();
+            match r.peek() {
+                Some(b',') => {
+                    r.i += 1;
+                    r.ws();
+                }
+                Some(b'}') => {
+                    r.i += 1;
+                    break;
+                }
+                _ => return r.fail("expected ',' or '}'"),
+            }
+        }
+    }
+    r.ws();
+    if r.i < r.b.len() {
+        return r.fail("trailing characters");
+    }
+    Ok(())
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn fail<T>(&self, what: &'static str) -> Result<T> {
+        Err(Error { what, column: self.i + 1 })
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// A member's key and the colon after it; the reader is at the key's opening quote.
+    fn key(&mut self) -> Result<(&'a str, bool)> {
+        if self.peek() != Some(b'"') {
+            return self.fail("expected a string key");
+        }
+        let key = self.string()?;
+        self.ws();
+        if self.peek() != Some(b':') {
+            return self.fail("expected ':'");
+        }
+        self.i += 1;
+        Ok(key)
+    }
+
+    /// One value, surrounding whitespace included; objects and arrays are checked and skipped.
+    fn value(&mut self) -> Result<Value<'a>> {
+        self.ws();
+        let value = match self.peek() {
+            Some(b'"') => {
+                let (s, escaped) = self.string()?;
+                Value::Str(s, escaped)
+            }
+            Some(b'{' | b'[') => {
+                self.nested()?;
+                Value::Complex
+            }
+            Some(b't') => self.literal("true", Value::Bool(true))?,
+            Some(b'f') => self.literal("false", Value::Bool(false))?,
+            Some(b'n') => self.literal("null", Value::Null)?,
+            Some(b'-' | b'0'..=b'9') => Value::Number(self.number()?),
+            _ => return self.fail("expected a value"),
+        };
+        Ok(value)
+    }
+
+    fn literal(&mut self, word: &'static str, value: Value<'a>) -> Result<Value<'a>> {
+        if !self.b[self.i..].starts_with(word.as_bytes()) {
+            return self.fail("expected a value");
+        }
+        self.i += word.len();
+        Ok(value)
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Result<&'a str> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return self.fail("invalid number"),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return self.fail("invalid number");
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return self.fail("invalid number");
+            }
+            self.digits();
+        }
+        Ok(&self.text[start..self.i])
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// A string; the reader is at its opening quote. Returns the text between the quotes and
+    /// whether it holds escapes.
+    fn string(&mut self) -> Result<(&'a str, bool)> {
+        self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            let Some(k) = memchr::memchr2(b'"', b'\\', &self.b[self.i..]) else {
+                self.i = self.b.len();
+                return self.fail("unterminated string");
+            };
+            if let Some(c) = first_control(&self.b[self.i..self.i + k]) {
+                self.i += c;
+                return self.fail("control character in a string");
+            }
+            self.i += k;
+            if self.b[self.i] == b'"' {
+                self.i += 1;
+                return Ok((&self.text[start..self.i - 1], escaped));
+            }
+            escaped = true;
+            self.i += 1;
+            match self.peek() {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
+                Some(b'u')
+                    if self.b.get(self.i + 1..self.i + 5).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+                {
+                    self.i += 5
+                }
+                _ => return self.fail("invalid escape"),
+            }
+        }
+    }
+
+    /// Checks and skips an object or array (any depth); the reader is at its opening bracket.
+    fn nested(&mut self) -> Result<()> {
+        // The closing bracket of each open container, innermost last.
+        let mut open: Vec<u8> = Vec::new();
+        loop {
+            // At the start of a value: open a container, or read a scalar.
+            match self.peek() {
+                Some(c @ (b'{' | b'[')) => {
+                    self.i += 1;
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    open.push(close);
+                    self.ws();
+                    if self.peek() == Some(close) {
+                        self.i += 1;
+                        open.pop();
+                    } else {
+                        if close == b'}' {
+                            self.key()?;
+                        }
+                        self.ws();
+                        continue;
+                    }
+                }
+                _ => {
+                    self.value()?;
+                }
+            }
+            // After a value: the next member or element, or the end of containers.
+            loop {
+                let Some(&close) = open.last() else { return Ok(()) };
+                self.ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.i += 1;
+                        self.ws();
+                        if close == b'}' {
+                            self.key()?;
+                            self.ws();
+                        }
+                        break;
+                    }
+                    Some(c) if c == close => {
+                        self.i += 1;
+                        open.pop();
+                    }
+                    _ => return self.fail(if close == b'}' { "expected ',' or '}'" } else { "expected ',' or ']'" }),
+                }
+            }
+        }
+    }
+}
+
+/// Position of the first byte below 0x20 (a control character, not allowed raw in a string).
+fn first_control(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let x = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        // A byte b < 0x20 makes b - 0x20 borrow into its high bit, which b itself has clear.
+        if x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0 {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|b| *b < 0x20).map(|p| at + p)
+}
+
+/// A string's text between its quotes, as read by [`object`], with its escapes decoded; `None`
+/// when a `\u` escape is half of a surrogate pair without the other half (valid JSON text, but
+/// no character).
+pub fn unescape(raw: &str) -> Option<String> {
+    let b = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(k) = memchr::memchr(b'\\', &b[i..]) {
+        out.push_str(&raw[i..i + k]);
+        i += k + 1;
+        let c = b[i];
+        i += 1;
+        let decoded = match c {
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hex = |at: usize| {
+                    b.get(at..at + 4).and_then(|h| u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())
+                };
+                let unit = hex(i)?;
+                i += 4;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        let low = if b.get(i..i + 2) == Some(b"\\u") { hex(i + 2) } else { None };
+                        let low = low.filter(|l| (0xDC00..=0xDFFF).contains(l))?;
+                        i += 6;
+                        char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))?
+                    }
+                    0xDC00..=0xDFFF => return None,
+                    _ => char::from_u32(unit)?,
+                }
+            }
+            other => char::from(other),
+        };
+        out.push(decoded);
+    }
+    out.push_str(&raw[i..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(text: &str) -> Result<Vec<(String, Value<'_>)>> {
+        let mut out = Vec::new();
+        object(text, |k, v| out.push((k.to_string(), v)))?;
+        Ok(out)
+    }
+
+    #[test]
+    fn hands_over_each_member_as_written() {
+        let text = r#" { "a" : "x\"y" , "b":-1.5e+3,"c":[1,{"d":[]},"]"],"\u0065":null,"f":true,"g":{}} "#;
+        let got = members(text).unwrap();
+        let want = [
+            ("a", Value::Str(r#"x\"y"#, true)),
+            ("b", Value::Number("-1.5e+3")),
+            ("c", Value::Complex),
+            ("e", Value::Null),
+            ("f", Value::Bool(true)),
+            ("g", Value::Complex),
+        ];
+        assert_eq!(got, want.map(|(k, v)| (k.to_string(), v)));
+        assert_eq!(members("{}").unwrap(), vec![]);
+    }
+
+    /// Whatever the text, the reader accepts it exactly when serde_json does.
+    #[test]
+    fn accepts_what_serde_json_accepts() {
+        let cases = [
+            r#"{"a":1}"#,
+            r#"{"a":01}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":.5}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":1E-0}"#,
+            r#"{"a":+1}"#,
+            r#"{"a":"\x"}"#,
+            r#"{"a":"\u12G4"}"#,
+            r#"{"a":"\ud800"}"#,
+            "{\"a\":\"tab\there\"}",
+            "{\"a\":\"\u{7f}\u{1}\"}",
+            r#"{"a":1,}"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a" 1}"#,
+            r#"{a:1}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":[,1]}"#,
+            r#"{"a":[1 2]}"#,
+            r#"{"a":{"b":1,}}"#,
+            r#"{"a":{"b"}}"#,
+            r#"{"a":{1:2}}"#,
+            r#"{"a":[[[[]]],[{}]]}"#,
+            r#"{"a":[[[]]}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":nulls}"#,
+            r#"{"a":1}x"#,
+            r#"{"a":1}{}"#,
+            r#"[1]"#,
+            r#""a""#,
+            "",
+            "   ",
+            r#"{"a":"unterminated}"#,
+            r#"{"a":1"#,
+            "{\"a\":\r\n1\t}",
+            "{\"a\":1}\u{a0}",
+            r#"{"a":"\/\b\f\n\r\t\\"}"#,
+        ];
+        for text in cases {
+            let serde = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+                && text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{');
+            assert_eq!(object(text, |_, _| {}).is_ok(), serde, "{text:?}");
+        }
+        // Every byte changed, one at a time, in a line of every kind of value.
+        let line = r#"{"s":"a\"\u00e9\n","n":-12.5e-3,"t":true,"f":false,"z":null,"o":{"k":[1,"x",{}]},"a":[]}"#;
+        for i in 0..line.len() {
+            for c in [b' ', b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b'0', b'e', b'-', b'x', b'\t'] {
+                let mut bytes = line.as_bytes().to_vec();
+                bytes[i] = c;
+                let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+                let serde = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+                    && text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{');
+                assert_eq!(object(text, |_, _| {}).is_ok(), serde, "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn nesting_has_no_limit() {
+        let deep = format!(r#"{{"a":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(members(&deep).unwrap(), vec![("a".to_string(), Value::Complex)]);
+    }
+
+    #[test]
+    fn unescapes_like_serde_json() {
+        for raw in [r#"x\"y"#, r#"\u00e9\/\b\f\n\r\t\\"#, r#"\ud83d\ude00!"#, "plain"] {
+            let quoted = format!("\"{raw}\"");
+            assert_eq!(unescape(raw), serde_json::from_str::<String>(&quoted).ok(), "{raw}");
+        }
+        assert_eq!(unescape(r#"\ud800"#), None);
+        assert_eq!(unescape(r#"\udc00x"#), None);
+        assert_eq!(unescape(r#"\ud800\u0041"#), None);
+    }
+
+    #[test]
+    fn finds_control_characters_anywhere() {
+        let mut bytes = vec![b'a'; 40];
+        assert_eq!(first_control(&bytes), None);
+        for at in 0..40 {
+            bytes[at] = 0x1f;
+            assert_eq!(first_control(&bytes), Some(at));
+            bytes[at] = 0x80;
+            assert_eq!(first_control(&bytes), None);
+            bytes[at] = b'a';
+        }
+    }
+}
