@@ -2,7 +2,9 @@
 //! the fastest bare JSON parsers available, multi-threaded, and decoded by pinpipe's decoder into
 //! raw Arrow batches, on the same threads. Prints each time and its ratio to the fastest floor.
 //!
-//!     cargo run --release -p pinpipe --example bench_decode -- LANDING [UID] [ROUNDS]
+//!     cargo run --release -p pinpipe --example bench_decode -- LANDING [UID] [ROUNDS] [ONLY]
+//!
+//! ONLY (a word of a contender's name, `pinpipe`) runs that contender alone, for a profiler.
 //!
 //! The SIMD parsers (sonic-rs, simd-json) are measured by `scripts/bench/parse-floor`, a separate
 //! crate, so their dependencies do not change this workspace's build.
@@ -111,11 +113,15 @@ fn main() {
             lines(&o.data).map(|l| usize::from(serde_json::from_slice::<serde::de::IgnoredAny>(l).is_ok())).sum()
         }),
     ));
-    let floors = contenders.len();
+    let mut floors = contenders.len();
     contenders.push((
         "pinpipe decode (parse, coerce, Arrow, null counts)",
         Box::new(|o: &Object| decode_object(o.table, &o.data, 0, o.start).batch.num_rows()),
     ));
+    if let Some(only) = args.get(4) {
+        contenders.retain(|(name, _)| name.contains(only.as_str()));
+        floors = contenders.len();
+    }
     let mut results = Vec::new();
     for (name, work) in &contenders {
         let best = (0..rounds).map(|_| timed(&objects, threads, work).0).fold(f64::INFINITY, f64::min);

@@ -293,10 +293,17 @@ impl<'a> Decoder<'a> {
         self.values.clear();
         self.values.resize(self.columns.len(), Json::Missing);
         let (columns, values) = (self.columns, &mut self.values);
+        // Keys mostly come in the columns' order: the one after the last match is tried first.
+        let mut next = 0;
         json::object(text, |key, value| {
+            let found = match columns.get(next) {
+                Some(c) if c.name == key => Some(next),
+                _ => columns.iter().position(|c| c.name == key),
+            };
             // The last of repeated keys wins.
-            if let Some(i) = columns.iter().position(|c| c.name == key) {
+            if let Some(i) = found {
                 values[i] = Json::of(value);
+                next = i + 1;
             }
         })
         .map_err(|e| format!("not a JSON object: {e}"))?;

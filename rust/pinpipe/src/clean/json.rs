@@ -187,29 +187,30 @@ impl<'a> Reader<'a> {
         let start = self.i;
         let mut escaped = false;
         loop {
-            let Some(k) = memchr::memchr2(b'"', b'\\', &self.b[self.i..]) else {
-                self.i = self.b.len();
-                return self.fail("unterminated string");
-            };
-            if let Some(c) = first_control(&self.b[self.i..self.i + k]) {
-                self.i += c;
-                return self.fail("control character in a string");
-            }
-            self.i += k;
-            if self.b[self.i] == b'"' {
-                self.i += 1;
-                return Ok((&self.text[start..self.i - 1], escaped));
-            }
-            escaped = true;
-            self.i += 1;
+            self.i += special(&self.b[self.i..]);
             match self.peek() {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
-                Some(b'u')
-                    if self.b.get(self.i + 1..self.i + 5).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
-                {
-                    self.i += 5
+                None => return self.fail("unterminated string"),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok((&self.text[start..self.i - 1], escaped));
                 }
-                _ => return self.fail("invalid escape"),
+                Some(b'\\') => {
+                    escaped = true;
+                    self.i += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
+                        Some(b'u')
+                            if self
+                                .b
+                                .get(self.i + 1..self.i + 5)
+                                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+                        {
+                            self.i += 5
+                        }
+                        _ => return self.fail("invalid escape"),
+                    }
+                }
+                Some(_) => return self.fail("control character in a string"),
             }
         }
     }
@@ -266,20 +267,28 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Position of the first byte below 0x20 (a control character, not allowed raw in a string).
-fn first_control(bytes: &[u8]) -> Option<usize> {
+/// Position of the first byte inside a string that ends the plain run of text: a quote, a
+/// backslash or a control character (below 0x20, not allowed raw); `bytes.len()` if none.
+/// Eight bytes at a time: most strings are short and plain.
+fn special(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Per byte, the high bit is set where the byte is zero; wrong only above a true zero
+    // (the borrow), so the lowest set bit is always right.
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let mut at = 0;
     while at + 8 <= bytes.len() {
         let x = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        // A byte b < 0x20 makes b - 0x20 borrow into its high bit, which b itself has clear.
-        if x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0 {
-            break;
+        let hits = zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')))
+            // A byte b < 0x20 makes b - 0x20 borrow into its high bit, which b itself has clear.
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+        if hits != 0 {
+            return at + (hits.trailing_zeros() / 8) as usize;
         }
         at += 8;
     }
-    bytes[at..].iter().position(|b| *b < 0x20).map(|p| at + p)
+    at + bytes[at..].iter().position(|b| matches!(b, b'"' | b'\\' | 0..0x20)).unwrap_or(bytes.len() - at)
 }
 
 /// A string's text between its quotes, as read by [`object`], with its escapes decoded; `None`
@@ -431,14 +440,24 @@ mod tests {
     }
 
     #[test]
-    fn finds_control_characters_anywhere() {
+    fn finds_the_end_of_plain_text_anywhere() {
         let mut bytes = vec![b'a'; 40];
-        assert_eq!(first_control(&bytes), None);
+        assert_eq!(special(&bytes), 40);
         for at in 0..40 {
-            bytes[at] = 0x1f;
-            assert_eq!(first_control(&bytes), Some(at));
-            bytes[at] = 0x80;
-            assert_eq!(first_control(&bytes), None);
+            for c in [0x1f, 0, b'"', b'\\'] {
+                bytes[at] = c;
+                assert_eq!(special(&bytes), at, "{c:#x} at {at}");
+                // Only the first one counts.
+                if at + 1 < 40 {
+                    bytes[at + 1] = b'"';
+                    assert_eq!(special(&bytes), at);
+                    bytes[at + 1] = b'a';
+                }
+            }
+            for c in [0x80, 0xff, 0x20, b'!', b'#', b'[', b']'] {
+                bytes[at] = c;
+                assert_eq!(special(&bytes), 40, "{c:#x} at {at}");
+            }
             bytes[at] = b'a';
         }
     }

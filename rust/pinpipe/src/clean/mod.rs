@@ -39,6 +39,11 @@ pub fn is_space(c: char) -> bool {
 
 /// `text` with surrounding whitespace removed, as RULES.md means "trimmed".
 pub fn trim(text: &str) -> &str {
+    let visible = |b: &u8| (b'!'..=b'~').contains(b);
+    let b = text.as_bytes();
+    if b.first().is_some_and(visible) && b.last().is_some_and(visible) {
+        return text; // the common case: printable ASCII at both ends
+    }
     text.trim_matches(is_space)
 }
 
