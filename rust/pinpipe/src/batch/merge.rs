@@ -5,11 +5,11 @@
 //! those offsets (the raw table's file statistics skip the rest), keeps the winner per key (the
 //! highest landing position), and compares each winner with the key index `batch/_keys_<t>`: one
 //! row per key with the landing position of the record the clean row came from. Winners that beat
-//! (or are) the indexed record are merged into the index, then into the clean table; each commit
-//! carries the new offsets. The index is always committed first, so a run killed between the two
-//! commits finds the index ahead and the same winners again (a winner equal to the indexed record
-//! is merged again, which changes nothing). A run's cost grows with the rows it brought and the
-//! clean table's size, not with the raw history.
+//! (or are) the indexed record are upserted ([`upsert`]: a rewrite or a MERGE) into the index,
+//! then into the clean table; each commit carries the new offsets. The index is always committed
+//! first, so a run killed between the two commits finds the index ahead and the same winners
+//! again (a winner equal to the indexed record is upserted again, which changes nothing). A
+//! run's cost grows with the rows it brought and the clean table's size, not with the raw history.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -335,9 +335,9 @@ async fn clean_rows(ctx: &SessionContext, table: Table, rows: RecordBatch) -> Re
 /// Upserts `rows` (one per key, first column `ind`) into `target`, which holds `target_rows` rows,
 /// in one exclusive commit. When the rows replace a good part of the table (as a day of the
 /// emulator's events does: they draw from a fixed set of rows) the table is rewritten — its rows
-/// read, those of the new keys left out, everything written as one overwrite — which costs a
-/// fraction of a MERGE's join; a few rows into a large table are merged. Returns the row count
-/// after the rewrite (a merge does not count).
+/// read, those of the new keys left out, everything written as one overwrite — which writes what
+/// a MERGE would rewrite anyway and skips its join; a few rows into a large table are merged.
+/// Returns the row count after the rewrite (a merge does not count).
 #[allow(clippy::too_many_arguments)]
 async fn upsert(
     ctx: &SessionContext,
@@ -382,8 +382,8 @@ async fn upsert(
     Ok((written, Some(total)))
 }
 
-/// A MERGE rewrites the files holding matched rows anyway: once a run's rows number at least
-/// 1 / `REWRITE_FRACTION` of the table's, rewriting the whole table is cheaper.
+/// A MERGE rewrites every file holding a matched row: once a run's rows number at least
+/// 1 / `REWRITE_FRACTION` of the table's, they are spread over nearly every file of it.
 const REWRITE_FRACTION: usize = 4;
 
 /// Upserts `rows` (one per key, first column `ind`) into `target` in one exclusive commit.
