@@ -287,9 +287,7 @@ impl<'a> Decoder<'a> {
 
     /// Decodes one JSON document into a row, or returns why it is a dead letter (nothing is
     /// appended then). Unusable values become nulls, counted.
-    fn record(&mut self, text: &'a [u8], partition: i32, offset: i64) -> Result<(), String> {
-        let text = std::str::from_utf8(text)
-            .map_err(|e| format!("not a JSON object: invalid UTF-8 at column {}", e.valid_up_to() + 1))?;
+    fn record(&mut self, text: &'a str, partition: i32, offset: i64) -> Result<(), String> {
         self.values.clear();
         self.values.resize(self.columns.len(), Json::Missing);
         let (columns, values) = (self.columns, &mut self.values);
@@ -358,10 +356,9 @@ impl<'a> Decoder<'a> {
 pub fn decode_records<'a>(table: Table, records: impl ExactSizeIterator<Item = &'a [u8]>) -> Decoded {
     let mut decoder = Decoder::new(table, records.len());
     for (i, record) in records.enumerate() {
-        let decoded = if record.trim_ascii().is_empty() || std::str::from_utf8(record).is_err() {
-            Err(undecodable_error(record))
-        } else {
-            decoder.record(record, 0, i as i64)
+        let decoded = match std::str::from_utf8(record) {
+            Ok(text) if !record.trim_ascii().is_empty() => decoder.record(text, 0, i as i64),
+            _ => Err(undecodable_error(record)),
         };
         if let Err(error) = decoded {
             decoder.dead_letters.push(DeadLetter::new(i as i64 + 1, i as i64, record, error));
@@ -395,7 +392,10 @@ pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i6
             decoder.dead_letters.push(DeadLetter::new(number, record, &value, error));
             continue;
         }
-        if let Err(error) = decoder.record(line, partition, start_offset + record) {
+        let decoded = std::str::from_utf8(line)
+            .map_err(|e| format!("not a JSON object: invalid UTF-8 at column {}", e.valid_up_to() + 1))
+            .and_then(|text| decoder.record(text, partition, start_offset + record));
+        if let Err(error) = decoded {
             decoder.dead_letters.push(DeadLetter::new(number, record, line, error));
         }
     }
