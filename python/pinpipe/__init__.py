@@ -11,9 +11,10 @@ emulator finish the work in hand (as the command does on Ctrl-C), other jobs sto
 safe because every commit they make is atomic; then :class:`KeyboardInterrupt` is raised.
 
 Connections are settings too: ``bootstrap_servers=`` and ``kafka_properties={...}`` (librdkafka
-properties) for Kafka, ``aws={"access_key_id", "secret_access_key", "session_token", "region",
-"endpoint_url", "kinesis_endpoint_url"}`` for S3 and Kinesis (unset: the standard AWS
-environment and credential chain).
+properties) for Kafka, ``aws={"profile", "access_key_id", "secret_access_key", "session_token",
+"region", "endpoint_url", "kinesis_endpoint_url", "mwaa_endpoint_url"}`` for S3, Kinesis and MWAA
+(unset: the standard AWS environment and credential chain, ``~/.aws`` profiles included).
+:mod:`pinpipe.mwaa` deploys to, triggers and watches an Amazon MWAA environment.
 
 Nothing is logged until :func:`init_logging` is called; then the core's events go to the
 ``pinpipe`` logger of :mod:`logging`.
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
         BrokerError,
         ConfigError,
         DataError,
+        MwaaError,
         PinpipeError,
         SourceError,
         StorageError,
@@ -43,6 +45,7 @@ __all__ = [
     "BrokerError",
     "ConfigError",
     "DataError",
+    "MwaaError",
     "PinpipeError",
     "SourceError",
     "StorageError",
@@ -63,7 +66,7 @@ __all__ = [
     "topics_create",
 ]
 
-_ERRORS = ("PinpipeError", "ConfigError", "SourceError", "BrokerError", "StorageError", "DataError")
+_ERRORS = ("PinpipeError", "ConfigError", "SourceError", "BrokerError", "StorageError", "DataError", "MwaaError")
 
 
 def _native() -> ModuleType:
@@ -79,6 +82,8 @@ def __getattr__(name: str) -> Any:
         return _native().__version__
     if name == "_core":
         return _native()
+    if name == "mwaa":
+        return importlib.import_module("pinpipe.mwaa")
     raise AttributeError(f"module 'pinpipe' has no attribute {name!r}")
 
 
@@ -217,7 +222,10 @@ def query(
 
     Settings: ``lake``, ``user_id`` (whose stream tables, ``<uid>_pin_table``, ...), ``aws``.
     """
-    import pyarrow
+    try:
+        import pyarrow
+    except ImportError:
+        raise ImportError("pinpipe.query returns a pyarrow.Table: install pyarrow (pip install 'pinpipe[arrow]')") from None
 
     stream = _native().query(_settings(settings), name=name, sql=sql, config=_config(config))
     return pyarrow.table(stream)

@@ -13,7 +13,8 @@ Connections:
 - AWS (``aws_conn_id``, default ``aws_default``), as the Amazon provider reads it: login = access
   key id, password = secret access key, extra ``region_name``, ``endpoint_url`` (or
   ``service_config.s3.endpoint_url``; Kinesis: ``service_config.kinesis.endpoint_url``, else
-  ``endpoint_url``) and ``aws_session_token``. ``aws_conn_id=None``, or a
+  ``endpoint_url``), ``aws_session_token`` and ``profile_name`` (a profile of the worker's
+  ``~/.aws``). ``aws_conn_id=None``, or a
   connection that does not exist, leaves AWS to the worker's standard credential chain.
 - Kafka (``kafka_config_id``, default ``kafka_default``), as the Apache Kafka provider reads it:
   extra is the librdkafka configuration; ``bootstrap.servers`` is the broker list, the other keys
@@ -83,6 +84,9 @@ def aws_settings(aws_conn_id: str | None) -> dict[str, str] | None:
     token = extra.get("aws_session_token")
     if token:
         aws["session_token"] = token
+    profile = extra.get("profile_name") or extra.get("profile")
+    if profile:
+        aws["profile"] = profile
     region = extra.get("region_name") or extra.get("region")
     if region:
         aws["region"] = region

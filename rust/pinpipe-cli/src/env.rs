@@ -17,6 +17,8 @@ pub const NO_SLEEP: &str = "PINPIPE_NO_SLEEP";
 pub const FLUSH_SIZE: &str = "PINPIPE_FLUSH_SIZE";
 pub const SOURCE: &str = "PINPIPE_SOURCE";
 pub const DB_CREDS: &str = "PINPIPE_DB_CREDS";
+pub const ENVIRONMENT: &str = "PINPIPE_ENVIRONMENT";
+pub use pinpipe::config::AWS_PROFILE_ENV as AWS_PROFILE;
 
 #[cfg(test)]
 mod tests {
@@ -37,6 +39,7 @@ mod tests {
             (super::FLUSH_SIZE, "flush_size"),
             (super::SOURCE, "source"),
             (super::DB_CREDS, "db_creds"),
+            (super::ENVIRONMENT, "environment"),
         ] {
             assert_eq!(name, pinpipe::config::env_name(key));
             assert!(pinpipe::config::file_keys().contains(key), "{key}");

@@ -4,6 +4,7 @@
 //! `pinpipe` command of the Python wheel.
 
 mod env;
+mod mwaa;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -25,6 +26,9 @@ struct Cli {
     /// Print summaries as JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// AWS profile (of ~/.aws/config and ~/.aws/credentials) for every AWS call: S3, Kinesis, MWAA.
+    #[arg(long, global = true, env = env::AWS_PROFILE)]
+    aws_profile: Option<String>,
     /// More log output on stderr (-v debug, -vv trace); PINPIPE_LOG takes a full filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -58,6 +62,9 @@ enum Command {
     /// Source database tools.
     #[command(subcommand)]
     Source(SourceCommand),
+    /// Deploy to, trigger and watch an Amazon MWAA environment.
+    #[command(subcommand)]
+    Mwaa(mwaa::MwaaCommand),
 }
 
 #[derive(Args)]
@@ -474,7 +481,8 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let base = Layers::new(cli.config.clone());
+    let mut base = Layers::new(cli.config.clone());
+    base.set_shared("aws", cli.aws_profile.as_ref().map(|p| serde_json::json!({ "profile": p })));
     let json = cli.json;
     match cli.command {
         Command::Demo(args) => commands::demo(base, args, json).await,
@@ -488,6 +496,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Batch(args) => commands::batch(base, args, json).await,
         Command::Stream(args) => commands::stream(base, args, json).await,
         Command::Query(args) => commands::query(base, args, json).await,
+        Command::Mwaa(command) => mwaa::run(base, command, json).await,
         Command::Source(SourceCommand::LoadMysql { db_creds, rows, dataset_seed }) => {
             let path = match db_creds {
                 Some(path) => path,

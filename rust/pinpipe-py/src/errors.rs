@@ -12,6 +12,12 @@ create_exception!(pinpipe, SourceError, PinpipeError, "The source database could
 create_exception!(pinpipe, BrokerError, PinpipeError, "Kafka, Kinesis or the gateway failed or could not be reached.");
 create_exception!(pinpipe, StorageError, PinpipeError, "The landing zone or the lake could not be read or written.");
 create_exception!(pinpipe, DataError, PinpipeError, "A query or a table's data could not be processed.");
+create_exception!(
+    pinpipe,
+    MwaaError,
+    PinpipeError,
+    "MWAA, or the Airflow of an MWAA environment, refused or failed a request."
+);
 
 /// The Python exception of a core error.
 pub fn to_py(error: Error) -> PyErr {
@@ -24,6 +30,7 @@ pub fn to_py(error: Error) -> PyErr {
             StorageError::new_err(message)
         }
         Error::DataFusion { .. } => DataError::new_err(message),
+        Error::Mwaa { .. } => MwaaError::new_err(message),
         Error::Interrupted => PyKeyboardInterrupt::new_err(message),
         Error::Retries { .. } => StorageError::new_err(message),
     }
@@ -37,5 +44,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BrokerError", py.get_type::<BrokerError>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("DataError", py.get_type::<DataError>())?;
+    m.add("MwaaError", py.get_type::<MwaaError>())?;
     Ok(())
 }

@@ -100,6 +100,21 @@ fn streams(py: Python<'_>, action: &str, settings: &str, config: Option<PathBuf>
     }
 }
 
+/// MWAA: `action` is deploy, trigger or status. Returns the summary as JSON text.
+#[pyfunction]
+#[pyo3(signature = (action, settings, config=None))]
+fn mwaa(py: Python<'_>, action: &str, settings: &str, config: Option<PathBuf>) -> PyResult<String> {
+    let layers = layers(config, settings)?;
+    match action {
+        "deploy" => to_json(&wait(py, async move { pinpipe::jobs::mwaa_deploy(&layers).await }, Stop::Abort)?),
+        "trigger" => to_json(&wait(py, async move { pinpipe::jobs::mwaa_trigger(&layers).await }, Stop::Abort)?),
+        "status" => to_json(&wait(py, async move { pinpipe::jobs::mwaa_status(&layers).await }, Stop::Abort)?),
+        other => {
+            Err(errors::ConfigError::new_err(format!("unknown mwaa action {other:?}: use deploy, trigger or status")))
+        }
+    }
+}
+
 /// Drawn events written straight into a landing zone. Returns the summary as JSON text.
 #[pyfunction]
 #[pyo3(signature = (settings, config=None))]
@@ -211,6 +226,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(emulate_stream, m)?)?;
     m.add_function(wrap_pyfunction!(stream, m)?)?;
     m.add_function(wrap_pyfunction!(streams, m)?)?;
+    m.add_function(wrap_pyfunction!(mwaa, m)?)?;
     m.add_function(wrap_pyfunction!(demo, m)?)?;
     m.add_function(wrap_pyfunction!(topics_create, m)?)?;
     m.add_function(wrap_pyfunction!(query, m)?)?;

@@ -12,7 +12,7 @@
 //!
 //! A front hands over only what the user gave ([`Layers`]); it never merges by hand.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Format, Serialized, Yaml};
@@ -119,6 +119,9 @@ pub fn file_keys() -> BTreeSet<&'static str> {
     keys.extend(field_names::<crate::kafka::AdminConfig>());
     keys.extend(field_names::<crate::kinesis::admin::StreamsConfig>());
     keys.extend(field_names::<crate::stream::StreamConfig>());
+    keys.extend(field_names::<crate::mwaa::DeployConfig>());
+    keys.extend(field_names::<crate::mwaa::TriggerConfig>());
+    keys.extend(field_names::<crate::mwaa::StatusConfig>());
     keys
 }
 
@@ -289,12 +292,18 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// How to reach AWS (S3 for the landing zone and the lake). Every field unset: the standard AWS
-/// environment (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, `AWS_ENDPOINT_URL`, ...). Set fields win over it,
-/// so a scheduler can hand over a connection's credentials without touching `os.environ`.
+/// How to reach AWS (S3 for the landing zone and the lake, Kinesis, MWAA). Every field unset: the
+/// standard AWS environment and credential chain (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE` and the
+/// profiles of `~/.aws`, SSO, assume-role, web identity, IMDS; `AWS_REGION`, `AWS_ENDPOINT_URL`,
+/// ...). Set fields win over it, so a scheduler can hand over a connection's credentials without
+/// touching `os.environ`. Every client pinpipe builds takes its credentials from this one chain
+/// (`crate::aws`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AwsConfig {
+    /// Named profile of `~/.aws/config` and `~/.aws/credentials` (else `PINPIPE_AWS_PROFILE`, else
+    /// `AWS_PROFILE`, else `default`).
+    pub profile: Option<String>,
     /// Access key id.
     pub access_key_id: Option<String>,
     /// Secret access key.
@@ -307,7 +316,13 @@ pub struct AwsConfig {
     pub endpoint_url: Option<String>,
     /// Endpoint of a Kinesis-compatible service (`http://127.0.0.1:14567`).
     pub kinesis_endpoint_url: Option<String>,
+    /// Endpoint of the MWAA API (tests; none: the region's).
+    pub mwaa_endpoint_url: Option<String>,
 }
+
+/// The environment variable naming the AWS profile for pinpipe alone (`AWS_PROFILE` names it for
+/// every AWS tool).
+pub const AWS_PROFILE_ENV: &str = "PINPIPE_AWS_PROFILE";
 
 impl AwsConfig {
     /// The endpoint: this config's, else `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`.
@@ -328,12 +343,31 @@ impl AwsConfig {
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
     }
 
+    /// The MWAA endpoint: `mwaa_endpoint_url`, else `AWS_ENDPOINT_URL_MWAA`, else
+    /// `AWS_ENDPOINT_URL` (none: the region's AWS endpoint).
+    pub fn mwaa_endpoint(&self) -> Option<String> {
+        self.mwaa_endpoint_url
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_MWAA").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+    }
+
+    /// The profile: this config's, else `PINPIPE_AWS_PROFILE` (none: aws-config's own choice,
+    /// `AWS_PROFILE` or `default`).
+    pub fn profile(&self) -> Option<String> {
+        self.profile.clone().or_else(|| std::env::var(AWS_PROFILE_ENV).ok().filter(|p| !p.is_empty()))
+    }
+
     /// The AWS SDK configuration of these settings, for a service at `endpoint` (none: the
     /// region's AWS endpoint): aws-config's default chain (environment, profiles, SSO, web
-    /// identity, IMDS) with this config's explicit region and keys on top. Every SDK client of
-    /// pinpipe (S3, Kinesis) is built from it.
+    /// identity, IMDS) for the profile chosen, with this config's explicit region and keys on top.
+    /// Every SDK client of pinpipe (S3, Kinesis, MWAA) and every object store
+    /// ([`crate::aws::s3_store`]) is built from it.
     pub async fn sdk_config(&self, endpoint: Option<String>) -> aws_config::SdkConfig {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(profile) = self.profile() {
+            loader = loader.profile_name(profile);
+        }
         if let Some(region) = self.region() {
             loader = loader.region(aws_config::Region::new(region));
         }
@@ -352,36 +386,13 @@ impl AwsConfig {
         loader.load().await
     }
 
-    /// The region: this config's, else `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+    /// The region: this config's, else `AWS_REGION`, else `AWS_DEFAULT_REGION` (none: the
+    /// profile's, through [`sdk_config`](Self::sdk_config)).
     pub fn region(&self) -> Option<String> {
         self.region
             .clone()
             .or_else(|| std::env::var("AWS_REGION").ok())
             .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-    }
-
-    /// delta-rs storage options for the settings that are set (the rest come from the environment).
-    pub fn storage_options(&self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        if let Some(v) = &self.access_key_id {
-            out.insert("AWS_ACCESS_KEY_ID".into(), v.clone());
-        }
-        if let Some(v) = &self.secret_access_key {
-            out.insert("AWS_SECRET_ACCESS_KEY".into(), v.expose().to_string());
-        }
-        if let Some(v) = &self.session_token {
-            out.insert("AWS_SESSION_TOKEN".into(), v.expose().to_string());
-        }
-        if let Some(v) = self.region() {
-            out.insert("AWS_REGION".into(), v);
-        }
-        if let Some(endpoint) = self.endpoint() {
-            if endpoint.starts_with("http://") {
-                out.insert("AWS_ALLOW_HTTP".into(), "true".into());
-            }
-            out.insert("AWS_ENDPOINT_URL".into(), endpoint);
-        }
-        out
     }
 }
 

@@ -2,7 +2,6 @@
 //! helpers every job uses to open, read and write them. Exactly-once bookkeeping rides in the
 //! commits themselves (`txn` actions), never in side files.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Once};
 
 use deltalake::arrow::array::RecordBatch;
@@ -30,8 +29,9 @@ static REGISTER: Once = Once::new();
 #[derive(Clone)]
 pub struct Lake {
     root: Url,
-    /// Storage options (may hold credentials: never printed).
-    options: HashMap<String, String>,
+    /// The bucket's object store of an S3 lake (credentials from the one AWS chain), shared by
+    /// every table opened here; `None` for a local lake.
+    store: Option<Arc<dyn deltalake::ObjectStore>>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -46,27 +46,28 @@ fn delta_error(context: impl Into<String>) -> impl FnOnce(DeltaTableError) -> Er
 }
 
 impl Lake {
-    /// Opens a lake root: `s3://bucket/prefix` (AWS settings from the environment, including
-    /// `AWS_ENDPOINT_URL`) or a local directory (created if missing).
-    pub fn new(root: &str) -> Result<Self> {
-        Self::new_with(root, &AwsConfig::default())
+    /// Opens a lake root: `s3://bucket/prefix` (AWS settings from the environment and the
+    /// credential chain, including `AWS_ENDPOINT_URL` and `~/.aws` profiles) or a local directory
+    /// (created if missing).
+    pub async fn new(root: &str) -> Result<Self> {
+        Self::new_with(root, &AwsConfig::default()).await
     }
 
     /// Opens a lake root with explicit AWS settings; unset ones come from the environment.
-    pub fn new_with(root: &str, aws: &AwsConfig) -> Result<Self> {
+    pub async fn new_with(root: &str, aws: &AwsConfig) -> Result<Self> {
         REGISTER.call_once(|| deltalake::aws::register_handlers(None));
-        let mut options = HashMap::new();
-        let root = if root.starts_with("s3://") || root.starts_with("s3a://") {
-            options.extend(aws.storage_options());
-            Url::parse(&format!("{}/", root.trim_end_matches('/')))
-                .map_err(|e| Error::Config(format!("lake {root:?}: {e}")))?
-        } else {
-            let path = root.strip_prefix("file://").unwrap_or(root);
-            std::fs::create_dir_all(path).map_err(Error::io(format!("create directory {path}")))?;
-            let abs = std::fs::canonicalize(path).map_err(Error::io(format!("resolve {path}")))?;
-            Url::from_directory_path(&abs).map_err(|_| Error::Config(format!("lake {root:?} is not a usable path")))?
-        };
-        Ok(Lake { root, options })
+        if let Some((bucket, _)) = crate::aws::split_s3_url(root) {
+            let store = crate::aws::s3_store(bucket, aws).await?;
+            let root = Url::parse(&format!("{}/", root.trim_end_matches('/')))
+                .map_err(|e| Error::Config(format!("lake {root:?}: {e}")))?;
+            return Ok(Lake { root, store: Some(store) });
+        }
+        let path = root.strip_prefix("file://").unwrap_or(root);
+        std::fs::create_dir_all(path).map_err(Error::io(format!("create directory {path}")))?;
+        let abs = std::fs::canonicalize(path).map_err(Error::io(format!("resolve {path}")))?;
+        let root =
+            Url::from_directory_path(&abs).map_err(|_| Error::Config(format!("lake {root:?} is not a usable path")))?;
+        Ok(Lake { root, store: None })
     }
 
     pub fn root(&self) -> &Url {
@@ -90,11 +91,11 @@ impl Lake {
     /// The table at `rel`, loaded if it exists (`version()` is `None` if it does not yet).
     pub async fn table(&self, rel: &str) -> Result<DeltaTable> {
         let url = self.table_url(rel)?;
-        let mut table = DeltaTableBuilder::from_url(url)
-            .map_err(delta_error(format!("open table {rel}")))?
-            .with_storage_options(self.options.clone())
-            .build()
-            .map_err(delta_error(format!("open table {rel}")))?;
+        let mut builder = DeltaTableBuilder::from_url(url.clone()).map_err(delta_error(format!("open table {rel}")))?;
+        if let Some(store) = &self.store {
+            builder = builder.with_storage_backend(store.clone(), url);
+        }
+        let mut table = builder.build().map_err(delta_error(format!("open table {rel}")))?;
         if table.verify_deltatable_existence().await.map_err(delta_error(format!("open table {rel}")))? {
             if let Err(e) = table.load().await {
                 if let Some(bad) = corrupt_commit(&table).await {

@@ -56,6 +56,10 @@ pub enum Error {
     #[error("http: {0}")]
     Http(String),
 
+    /// MWAA, or the Airflow of an MWAA environment, refused or failed a request.
+    #[error("mwaa: {context}: {message}")]
+    Mwaa { context: String, message: String },
+
     #[error("source row {row} not found in table {table}")]
     RowNotFound { table: String, row: u64 },
 

@@ -123,3 +123,19 @@ pub async fn streams_read(
 ) -> Result<crate::kinesis::admin::ReadSummary> {
     crate::kinesis::admin::read_streams(&layers.resolve()?, each).await
 }
+
+/// `mwaa deploy`: the DAG folder, `plugins.zip` and `requirements.txt` to the environment's bucket
+/// (what changed only), then the environment updated to them.
+pub async fn mwaa_deploy(layers: &Layers) -> Result<crate::mwaa::DeploySummary> {
+    crate::mwaa::deploy(&layers.resolve()?).await
+}
+
+/// `mwaa trigger`: a run of the DAG through the environment's Airflow.
+pub async fn mwaa_trigger(layers: &Layers) -> Result<crate::mwaa::TriggerSummary> {
+    crate::mwaa::trigger(&layers.resolve()?).await
+}
+
+/// `mwaa status`: the environment's state and the DAG's recent runs.
+pub async fn mwaa_status(layers: &Layers) -> Result<crate::mwaa::StatusSummary> {
+    crate::mwaa::status(&layers.resolve()?).await
+}

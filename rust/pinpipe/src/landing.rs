@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -36,16 +35,17 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens `s3://bucket/prefix` (credentials and endpoint from the standard AWS environment,
-    /// `AWS_ENDPOINT_URL` included) or a local directory, created if missing.
-    pub fn open(url: &str) -> Result<Self> {
-        Self::open_with(url, &AwsConfig::default())
+    /// Opens `s3://bucket/prefix` (credentials and endpoint from the standard AWS environment and
+    /// credential chain, `AWS_ENDPOINT_URL` and `~/.aws` profiles included) or a local directory,
+    /// created if missing.
+    pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, &AwsConfig::default()).await
     }
 
     /// Opens a store with explicit AWS settings; unset ones come from the standard environment.
-    pub fn open_with(url: &str, aws: &AwsConfig) -> Result<Self> {
+    pub async fn open_with(url: &str, aws: &AwsConfig) -> Result<Self> {
         if url.starts_with("s3://") {
-            let (store, prefix) = object_store_of(url, aws)?;
+            let (store, prefix) = object_store_of(url, aws).await?;
             Ok(Store { store, prefix, url: url.to_string() })
         } else {
             let path = url.strip_prefix("file://").unwrap_or(url);
@@ -101,32 +101,15 @@ impl Store {
     }
 }
 
-/// The S3 object store of `s3://bucket/prefix` and the prefix (credentials and endpoint from
-/// `aws`, else the standard AWS environment).
-pub fn object_store_of(url: &str, aws: &AwsConfig) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
-    let rest = url.strip_prefix("s3://").ok_or_else(|| Error::Config(format!("{url:?} is not an s3:// URL")))?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+/// The S3 object store of `s3://bucket/prefix` (at the bucket's root) and the prefix: endpoint,
+/// region and credentials from `aws` and the one AWS credential chain (`crate::aws`).
+pub async fn object_store_of(url: &str, aws: &AwsConfig) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+    let (bucket, prefix) =
+        crate::aws::split_s3_url(url).ok_or_else(|| Error::Config(format!("{url:?} is not an s3:// URL")))?;
     if bucket.is_empty() {
         return Err(Error::Config(format!("no bucket in {url:?}")));
     }
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    if let Some(endpoint) = aws.endpoint() {
-        builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
-    }
-    if let Some(region) = aws.region() {
-        builder = builder.with_region(region);
-    }
-    if let Some(key) = &aws.access_key_id {
-        builder = builder.with_access_key_id(key);
-    }
-    if let Some(secret) = &aws.secret_access_key {
-        builder = builder.with_secret_access_key(secret.expose());
-    }
-    if let Some(token) = &aws.session_token {
-        builder = builder.with_token(token.expose());
-    }
-    let store = builder.build().map_err(Error::store(format!("open {url}")))?;
-    Ok((Arc::new(store), ObjectPath::from(prefix.trim_end_matches('/'))))
+    Ok((crate::aws::s3_store(bucket, aws).await?, ObjectPath::from(prefix)))
 }
 
 /// Aborts the S3 multipart uploads under `url` (`s3://bucket/prefix`) that were initiated in
@@ -138,10 +121,9 @@ pub async fn abort_incomplete_uploads(
     aws: &AwsConfig,
     started: impl std::ops::RangeBounds<std::time::SystemTime>,
 ) -> Result<u64> {
-    let Some(rest) = url.strip_prefix("s3://").or_else(|| url.strip_prefix("s3a://")) else {
+    let Some((bucket, prefix)) = crate::aws::split_s3_url(url) else {
         return Ok(0);
     };
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let client = s3_client(aws).await;
     let what = || format!("list incomplete uploads in {url}");
     let mut aborted = 0;
@@ -151,7 +133,7 @@ pub async fn abort_incomplete_uploads(
         let page = client
             .list_multipart_uploads()
             .bucket(bucket)
-            .prefix(prefix.trim_end_matches('/'))
+            .prefix(prefix)
             .set_key_marker(key_marker.take())
             .set_upload_id_marker(id_marker.take())
             .send()
@@ -183,7 +165,7 @@ pub async fn abort_incomplete_uploads(
 
 /// An S3 client for these settings: aws-config's default chain, with this config's explicit
 /// values on top; path-style addressing when an endpoint is set (local S3 servers).
-async fn s3_client(aws: &AwsConfig) -> aws_sdk_s3::Client {
+pub(crate) async fn s3_client(aws: &AwsConfig) -> aws_sdk_s3::Client {
     let shared = aws.sdk_config(aws.endpoint()).await;
     let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(aws.endpoint().is_some()).build();
     aws_sdk_s3::Client::from_conf(config)
@@ -252,7 +234,7 @@ mod tests {
     #[tokio::test]
     async fn create_only_puts_never_overwrite() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
         let key = object_key("t", 0, 0);
         assert_eq!(store.put_new(&key, Bytes::from_static(b"1\n")).await.unwrap(), PutOutcome::Created);
         assert_eq!(store.put_new(&key, Bytes::from_static(b"2\n")).await.unwrap(), PutOutcome::AlreadyExists);

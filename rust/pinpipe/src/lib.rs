@@ -2,6 +2,7 @@
 //! returns a summary. The CLI and the Python extension only build configs and print summaries.
 
 pub mod analytics;
+pub mod aws;
 pub mod batch;
 pub mod clean;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod kafka;
 pub mod kinesis;
 pub mod landing;
 pub mod model;
+pub mod mwaa;
 pub mod names;
 pub mod pyrandom;
 pub mod query;

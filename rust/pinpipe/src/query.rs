@@ -68,13 +68,13 @@ pub fn lake_tables_of(user: &UserId) -> Vec<LakeTable> {
 
 /// Runs SQL with every existing lake table registered by name.
 pub async fn run_sql(lake_root: &str, sql: &str) -> Result<Vec<RecordBatch>> {
-    sql_on(&Lake::new(lake_root)?, sql).await
+    sql_on(&Lake::new(lake_root).await?, sql).await
 }
 
 /// `query` with its settings: a named table or SQL. The schema comes along, so an empty result
 /// still has its columns.
 pub async fn query(config: &QueryConfig, target: &QueryTarget) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let lake = Lake::new_with(&config.lake, &config.aws)?;
+    let lake = Lake::new_with(&config.lake, &config.aws).await?;
     let tables = lake_tables_of(&config.user_id);
     let sql = match target {
         QueryTarget::Table(name) => table_sql(&lake, &tables, name).await?,

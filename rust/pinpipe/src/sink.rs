@@ -190,7 +190,7 @@ pub async fn run_sink(
     if config.flush_size == 0 {
         return Err(Error::Config("flush_size must be at least 1".into()));
     }
-    let store = Store::open_with(&config.landing, &config.aws)?;
+    let store = Store::open_with(&config.landing, &config.aws).await?;
     let group = config.group_id.clone().unwrap_or_else(|| format!("pinpipe-sink-{}", config.user_id));
     let consumer: StreamConsumer<SinkContext> = kafka
         .client_config()

@@ -266,7 +266,7 @@ async fn abort_uploads(config: &BatchConfig, started: impl std::ops::RangeBounds
 async fn run_once(config: &BatchConfig) -> Result<BatchSummary> {
     let config = config.clone();
     let started = Instant::now();
-    let lake = Lake::new_with(&config.lake, &config.aws)?;
+    let lake = Lake::new_with(&config.lake, &config.aws).await?;
     let run_id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
     let mut summary = BatchSummary { run_id: run_id.clone(), lake: lake.root().to_string(), ..Default::default() };
     if config.only == Some(Stage::Analytics) {
@@ -276,7 +276,7 @@ async fn run_once(config: &BatchConfig) -> Result<BatchSummary> {
         summary.elapsed_secs = started.elapsed().as_secs_f64();
         return Ok(summary);
     }
-    let store = Store::open_with(&config.landing, &config.aws)?;
+    let store = Store::open_with(&config.landing, &config.aws).await?;
 
     let mut landed = BTreeMap::new();
     for table in Table::ALL {

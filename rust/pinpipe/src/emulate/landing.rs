@@ -70,7 +70,7 @@ pub async fn write_landing(config: &LandingWriteConfig, source: &Source) -> Resu
     if config.flush_size == 0 {
         return Err(Error::Config("flush_size must be at least 1".into()));
     }
-    let store = Store::open_with(&config.landing, &config.aws)?;
+    let store = Store::open_with(&config.landing, &config.aws).await?;
     let mut draws = Draws::new(config.seed, config.max_row());
     let mut summary =
         LandingWriteSummary { records_per_topic: 0, objects_written: 0, objects_already_present: 0, bytes_written: 0 };

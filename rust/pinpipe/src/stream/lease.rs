@@ -61,11 +61,11 @@ impl std::fmt::Debug for LeaseStore {
 
 impl LeaseStore {
     /// The lease store of a lake (`s3://...` or a local directory).
-    pub fn for_lake(lake: &str, aws: &AwsConfig) -> Result<Self> {
+    pub async fn for_lake(lake: &str, aws: &AwsConfig) -> Result<Self> {
         let root = lake.trim_end_matches('/');
         if root.starts_with("s3://") || root.starts_with("s3a://") {
             let url = format!("{}/stream/_leases", root.replacen("s3a://", "s3://", 1));
-            let (store, prefix) = crate::landing::object_store_of(&url, aws)?;
+            let (store, prefix) = crate::landing::object_store_of(&url, aws).await?;
             Ok(LeaseStore::Object { store, prefix, url })
         } else {
             let path = root.strip_prefix("file://").unwrap_or(root);
@@ -185,7 +185,7 @@ mod tests {
     #[tokio::test]
     async fn local_leases_swap_only_from_the_version_seen() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LeaseStore::for_lake(dir.path().to_str().unwrap(), &AwsConfig::default()).unwrap();
+        let store = LeaseStore::for_lake(dir.path().to_str().unwrap(), &AwsConfig::default()).await.unwrap();
         let key = "streaming-x-pin/shardId-000000000000";
         assert!(store.read(key).await.unwrap().is_none());
         let t1 = store.swap(key, &Lease::new("a", 1), None).await.unwrap().expect("created");

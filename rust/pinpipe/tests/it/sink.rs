@@ -40,7 +40,7 @@ async fn sink_lands_every_record_once_even_over_objects_of_an_earlier_run() {
 
     // An earlier run, killed before committing offsets, left objects with other boundaries.
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
     let lines = |r: std::ops::Range<usize>| Bytes::from(values[r].iter().map(|v| format!("{v}\n")).collect::<String>());
     store.put_new(&object_key(&topic, 0, 0), lines(0..7)).await.unwrap();
     store.put_new(&object_key(&topic, 0, 7), lines(7..40)).await.unwrap();
@@ -94,6 +94,6 @@ async fn a_sink_with_a_fresh_group_resumes_at_the_last_landed_object() {
     .unwrap();
     assert_eq!(second.records_landed, 0);
     assert_eq!(second.records_already_landed, 1);
-    let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
     assert_eq!(partition_lines(&store, &topic, 0).await, values);
 }
