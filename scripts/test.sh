@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, starts the services (Tansu, moto, MariaDB),
 # builds the wheel into a test venv and an Airflow venv, runs the Rust tests with nextest and the
-# end-to-end tests (CLI, Python API, Airflow) with pytest against the real services.
+# end-to-end tests (CLI, Python API, Airflow, MWAA against a fake control plane and a real
+# Airflow REST API) with pytest against the real services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,7 @@ scripts/airflow_venv.sh "$wheel"
 status=0
 cargo nextest run --no-fail-fast || status=$?
 export PINPIPE_BIN="$CARGO_TARGET_DIR/debug/pinpipe"
+export PINPIPE_WHEEL="$wheel"
 export PINPIPE_AIRFLOW_VENV="${PINPIPE_AIRFLOW_VENV:-$PINPIPE_CACHE/airflow-venv}"
 export PINPIPE_AIRFLOW2_VENV="${PINPIPE_AIRFLOW2_VENV:-$PINPIPE_CACHE/airflow2-venv}"
 "$venv/bin/python" -m pytest tests -ra "$@" || status=$?
