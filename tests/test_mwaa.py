@@ -35,6 +35,7 @@ from conftest import (
     pinpipe,
     run_emulator,
     s3_client,
+    wait_for,
 )
 from mwaa_fake import MwaaFake
 
@@ -213,6 +214,43 @@ def test_an_environment_too_old_for_invoke_rest_api_is_triggered_through_the_cli
     assert fake.calls("CreateCliToken", name), "the CLI token path was taken"
     runs = airflow.get(f"/dags/{dag_id}/dagRuns")["dag_runs"]
     assert run["dag_run_id"] in [r["dag_run_id"] for r in runs], runs
+
+    res = mwaa(fake, "status", "--environment", name, "--dag", dag_id, "--json").check()
+    status = res.json
+    assert status["via"] == "cli" and [r["dag_run_id"] for r in status["runs"]] == [run["dag_run_id"]], res.report()
+    assert [t["task_id"] for t in status["runs"][0]["tasks"]] == ["noop"], res.report()
+
+
+def test_trigger_wait_follows_the_run_to_its_end(fake, airflow, procs, tmp_path):
+    """`--wait` returns when the run ends: 0 for success, 1 with one line for a failed run. (No
+    scheduler runs here: the test ends each run through the REST API, as a worker would.)"""
+    name, bucket = f"pinpipe-{new_uid()}", versioned_bucket()
+    fake.add_environment(name, bucket, airflow_version="3.0.6")
+    dag_id = f"wait_{new_uid()}"
+    deploy(fake, name, dags=trivial_dag(tmp_path / "dags", dag_id)).check()
+    for final, code in (("success", 0), ("failed", 1)):
+        waiting = procs.start(
+            f"trigger-{final}", "mwaa", "trigger", "--environment", name, "--dag", dag_id, "--wait",
+            "--poll-interval", "0.2", "--json", env=mwaa_env(fake),
+        )
+        seen = set()
+
+        def started():
+            # 404 until the fake has synced the deployed DAG into Airflow (on the trigger's first call).
+            r = airflow.request("GET", f"/dags/{dag_id}/dagRuns", params={"state": "queued"})
+            runs = r.json()["dag_runs"] if r.status_code == 200 else []
+            return [r["dag_run_id"] for r in runs if r["dag_run_id"] not in seen]
+
+        run_id = wait_for(started, 120, what="the run to be created")[0]
+        seen.add(run_id)
+        assert waiting.running(), waiting.report()
+        r = airflow.request("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": final})
+        assert r.status_code == 200, r.text
+        assert waiting.wait(120) == code, waiting.report()
+        if final == "success":
+            assert waiting.json()["state"] == "success" and waiting.json()["dag_run_id"] == run_id
+        else:
+            assert f"run {run_id} of {dag_id} failed" in waiting.stderr(), waiting.report()
 
 
 def test_the_plugins_zip_installs_offline_in_a_fresh_virtualenv(fake, tmp_path):

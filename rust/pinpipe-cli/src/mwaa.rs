@@ -52,8 +52,9 @@ pub struct DeployArgs {
     wait_timeout: Option<f64>,
 }
 
+/// The environment and the DAG a command is about.
 #[derive(Args)]
-pub struct TriggerArgs {
+pub struct DagArgs {
     #[command(flatten)]
     common: Common,
     /// Name of the MWAA environment.
@@ -62,6 +63,19 @@ pub struct TriggerArgs {
     /// DAG id [default: <user id>_dag].
     #[arg(long)]
     dag: Option<String>,
+}
+
+impl DagArgs {
+    fn apply(self, layers: &mut Layers) {
+        self.common.apply(layers);
+        layers.set("environment", self.environment).set("dag", self.dag);
+    }
+}
+
+#[derive(Args)]
+pub struct TriggerArgs {
+    #[command(flatten)]
+    target: DagArgs,
     /// The run's conf, a JSON object.
     #[arg(long)]
     conf: Option<String>,
@@ -79,13 +93,7 @@ pub struct TriggerArgs {
 #[derive(Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    common: Common,
-    /// Name of the MWAA environment.
-    #[arg(long, env = env::ENVIRONMENT)]
-    environment: Option<String>,
-    /// DAG id [default: <user id>_dag].
-    #[arg(long)]
-    dag: Option<String>,
+    target: DagArgs,
     /// How many of the most recent runs to show [default: 5].
     #[arg(long)]
     runs: Option<u32>,
@@ -110,12 +118,10 @@ pub async fn run(mut layers: Layers, command: MwaaCommand, json: bool) -> Result
             print(json, &summary, deploy_text);
         }
         MwaaCommand::Trigger(args) => {
-            args.common.apply(&mut layers);
+            args.target.apply(&mut layers);
             let conf: Option<serde_json::Value> =
                 args.conf.as_deref().map(serde_json::from_str).transpose().context("--conf is not JSON")?;
             layers
-                .set("environment", args.environment)
-                .set("dag", args.dag)
                 .set("conf", conf)
                 .flag("wait", args.wait)
                 .set("poll_interval", secs(args.poll_interval, "--poll-interval")?)
@@ -138,8 +144,8 @@ pub async fn run(mut layers: Layers, command: MwaaCommand, json: bool) -> Result
             });
         }
         MwaaCommand::Status(args) => {
-            args.common.apply(&mut layers);
-            layers.set("environment", args.environment).set("dag", args.dag).set("runs", args.runs);
+            args.target.apply(&mut layers);
+            layers.set("runs", args.runs);
             let summary = pinpipe::jobs::mwaa_status(&layers).await?;
             print(json, &summary, status_text);
         }

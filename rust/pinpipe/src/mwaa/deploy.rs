@@ -133,10 +133,10 @@ pub async fn deploy(config: &DeployConfig) -> Result<DeploySummary> {
         ));
     }
 
-    let mut objects: Vec<(String, Vec<u8>)> =
-        dag_files.into_iter().map(|(rel, bytes)| (format!("{dag_prefix}/{rel}"), bytes)).collect();
-    objects.push((plugins_key.clone(), bundle.plugins_zip));
-    objects.push((requirements_key.clone(), bundle.requirements));
+    let mut objects: Vec<(String, bytes::Bytes)> =
+        dag_files.into_iter().map(|(rel, bytes)| (format!("{dag_prefix}/{rel}"), bytes.into())).collect();
+    objects.push((plugins_key.clone(), bundle.plugins_zip.into()));
+    objects.push((requirements_key.clone(), bundle.requirements.into()));
 
     let mut files = Vec::with_capacity(objects.len());
     for (key, bytes) in &objects {
@@ -160,7 +160,7 @@ pub async fn deploy(config: &DeployConfig) -> Result<DeploySummary> {
                     .bucket(&bucket)
                     .key(key)
                     .metadata(MD5_META, &md5)
-                    .body(bytes.clone().into())
+                    .body(aws_sdk_s3::primitives::ByteStream::from(bytes.clone()))
                     .send()
                     .await
                     .map_err(|e| s3_error(format!("upload s3://{bucket}/{key}"), &DisplayErrorContext(&e)))?;
