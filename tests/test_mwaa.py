@@ -328,12 +328,12 @@ def test_a_profile_in_aws_config_reaches_s3_and_mwaa_with_no_key_variables(fake,
 
     res = pinpipe("--aws-profile", "pinpipe-test", *sink, env=env, timeout=300).check()
     assert res.json["records_landed"] == 90, res.report()
-    res = pinpipe("--aws-profile", "pinpipe-test", "batch", "--user-id", uid, "--landing", landing, "--lake", lake,
-                  "--json", "--quiet", env=env, timeout=300).check()
+    res = pinpipe("batch", "--user-id", uid, "--landing", landing, "--lake", lake, "--json", "--quiet",
+                  env={**env, "PINPIPE_AWS_PROFILE": "pinpipe-test"}, timeout=300).check()
     tables = {t["table"]: t for t in res.json["tables"]}
     assert sum(t["records_read"] for t in tables.values()) == 90, res.report()
     assert len(delta_rows(f"{lake}/batch/pin")) == tables["pin"]["clean_rows"] > 0, res.report()
-    # The profile from the environment alone (AWS_PROFILE), for MWAA and the bucket.
+    # The profile from the standard variable (AWS_PROFILE), for MWAA and the bucket.
     res = deploy(fake, name, dags=trivial_dag(tmp_path / "dags", f"profile_{uid}"),
                  env={**env, "AWS_PROFILE": "pinpipe-test"}).check()
     assert res.json["status"] == "AVAILABLE", res.report()
