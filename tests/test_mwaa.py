@@ -208,10 +208,14 @@ def test_an_environment_too_old_for_invoke_rest_api_is_triggered_through_the_cli
     dags = trivial_dag(tmp_path / "dags", dag_id)
     deploy(fake, name, dags=dags).check()
 
-    res = mwaa(fake, "trigger", "--environment", name, "--dag", dag_id, "--json").check()
+    res = pinpipe("-vv", "mwaa", "trigger", "--environment", name, "--dag", dag_id, "--json",
+                  env=mwaa_env(fake, PINPIPE_LOG="trace"), timeout=300).check()
     run = res.json
     assert run["via"] == "cli" and run["dag_run_id"].startswith("pinpipe__"), res.report()
     assert fake.calls("CreateCliToken", name), "the CLI token path was taken"
+    # Traced to the last detail, the run shows neither the AWS secret nor the CLI token.
+    assert "TRACE" in res.stderr and SECRET not in res.stdout + res.stderr
+    assert fake.cli_tokens and not any(token in res.stderr for token in fake.cli_tokens), "a CLI token was logged"
     runs = airflow.get(f"/dags/{dag_id}/dagRuns")["dag_runs"]
     assert run["dag_run_id"] in [r["dag_run_id"] for r in runs], runs
 

@@ -128,6 +128,9 @@ HELP_COMMANDS = [
     ("topics", "create", "--help"),
     ("source", "load-mysql", "--help"),
     ("demo", "--help"),
+    ("mwaa", "deploy", "--help"),
+    ("mwaa", "trigger", "--help"),
+    ("mwaa", "status", "--help"),
 ]
 
 
