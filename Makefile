@@ -2,7 +2,7 @@
 export PINPIPE_CACHE ?= $(HOME)/.cache/pinpipe
 export CARGO_TARGET_DIR ?= $(PINPIPE_CACHE)/target
 
-.PHONY: demo test services-up services-down lint bench bench-batch bench-stream bench-python wheel wheel-dev
+.PHONY: demo test services-up services-down lint bench bench-batch bench-stream bench-python bench-mwaa wheel wheel-dev
 
 demo:            ## run the pipeline end to end on embedded defaults
 	scripts/setup.sh
@@ -40,3 +40,6 @@ bench-stream:    ## pinpipe stream against a bare GetRecords loop; PutRecord-to-
 
 bench-python:    ## pinpipe.batch/query from Python against the CLI and the deltalake package
 	scripts/bench_python.sh
+
+bench-mwaa:      ## mwaa deploy (first, unchanged) against a boto3 re-upload, on the tests' MWAA fake
+	scripts/bench_mwaa.sh
