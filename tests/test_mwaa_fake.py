@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import time
 
 import boto3
 import pytest
@@ -175,6 +174,7 @@ def test_update_environment_applies_versions_that_exist_and_rolls_back_otherwise
     name = new_env(mwaa, bucket)
     api = client(mwaa)
 
+    before = api.get_environment(Name=name)["Environment"]["LastUpdate"]["CreatedAt"]
     arn = api.update_environment(Name=name, RequirementsS3Path="requirements.txt", RequirementsS3ObjectVersion=first,
                                  PluginsS3Path="plugins.zip", PluginsS3ObjectVersion=plugins)["Arn"]
     assert arn.endswith(f":environment/{name}")
@@ -187,7 +187,7 @@ def test_update_environment_applies_versions_that_exist_and_rolls_back_otherwise
     assert env["LastUpdate"]["Status"] == "SUCCESS", env
     assert (env["RequirementsS3Path"], env["RequirementsS3ObjectVersion"]) == ("requirements.txt", first)
     assert (env["PluginsS3Path"], env["PluginsS3ObjectVersion"]) == ("plugins.zip", plugins)
-    assert env["LastUpdate"]["CreatedAt"].timestamp() > time.time() - 60
+    assert env["LastUpdate"]["CreatedAt"] > before, "LastUpdate is this update's, not the creation's"
 
     # A version the bucket does not hold: the update fails and nothing changes.
     api.update_environment(Name=name, RequirementsS3Path="requirements.txt", RequirementsS3ObjectVersion="no-such-version")
