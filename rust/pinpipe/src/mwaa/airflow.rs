@@ -78,7 +78,14 @@ struct EnvAirflow<'a> {
     airflow_major: u32,
     /// `InvokeRestApi` may be tried (it is known to be missing before Airflow 2.4.3).
     rest: bool,
+    /// The CLI endpoint's URL and token, kept while the token is fresh (MWAA's last 60 s), and
+    /// the HTTP client that calls it: a run of CLI commands asks for one token, not one each.
+    cli_session: tokio::sync::Mutex<Option<(Instant, String, String)>>,
+    http: reqwest::Client,
 }
+
+/// How long a CLI token is used before a new one is asked for.
+const CLI_TOKEN_REUSE: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// What Airflow answered through `InvokeRestApi`.
 enum Reply {
@@ -92,7 +99,14 @@ impl<'a> EnvAirflow<'a> {
         let env = mwaa.environment(name).await?;
         let version = env.airflow_version().unwrap_or_default();
         let airflow_major = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(2);
-        let api = EnvAirflow { mwaa, name: name.to_string(), airflow_major, rest: has_invoke_rest_api(version) };
+        let api = EnvAirflow {
+            mwaa,
+            name: name.to_string(),
+            airflow_major,
+            rest: has_invoke_rest_api(version),
+            cli_session: tokio::sync::Mutex::new(None),
+            http: reqwest::Client::new(),
+        };
         Ok((api, env))
     }
 
@@ -142,20 +156,11 @@ impl<'a> EnvAirflow<'a> {
 
     /// One Airflow CLI command through the CLI endpoint: its stdout and stderr.
     async fn cli(&self, command: &str) -> Result<(String, String)> {
-        let token = self
-            .mwaa
-            .client()
-            .create_cli_token()
-            .name(&self.name)
-            .send()
-            .await
-            .map_err(|e| self.mwaa.error(&self.name, "get an Airflow CLI token", e))?;
-        let host = token.web_server_hostname().unwrap_or_default();
-        let scheme = if self.mwaa.plain_http { "http" } else { "https" };
-        let url = format!("{scheme}://{host}/aws_mwaa/cli");
-        let reply = reqwest::Client::new()
+        let (url, token) = self.cli_token().await?;
+        let reply = self
+            .http
             .post(&url)
-            .bearer_auth(token.cli_token().unwrap_or_default())
+            .bearer_auth(token)
             .header("Content-Type", "text/plain")
             .body(command.to_string())
             .send()
@@ -183,6 +188,30 @@ impl<'a> EnvAirflow<'a> {
         let (stdout, stderr) = (decode("stdout")?, decode("stderr")?);
         tracing::debug!(command, stdout = %stdout, stderr = %stderr, "Airflow CLI");
         Ok((stdout, stderr))
+    }
+
+    /// The CLI endpoint's URL and a fresh token (`CreateCliToken`, reused for a while).
+    async fn cli_token(&self) -> Result<(String, String)> {
+        let mut session = self.cli_session.lock().await;
+        if let Some((at, url, token)) = session.as_ref() {
+            if at.elapsed() < CLI_TOKEN_REUSE {
+                return Ok((url.clone(), token.clone()));
+            }
+        }
+        let at = Instant::now();
+        let out = self
+            .mwaa
+            .client()
+            .create_cli_token()
+            .name(&self.name)
+            .send()
+            .await
+            .map_err(|e| self.mwaa.error(&self.name, "get an Airflow CLI token", e))?;
+        let scheme = if self.mwaa.plain_http { "http" } else { "https" };
+        let url = format!("{scheme}://{}/aws_mwaa/cli", out.web_server_hostname().unwrap_or_default());
+        let token = out.cli_token().unwrap_or_default().to_string();
+        *session = Some((at, url.clone(), token.clone()));
+        Ok((url, token))
     }
 
     fn failed(&self, what: &str, message: String) -> Error {

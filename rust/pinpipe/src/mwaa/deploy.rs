@@ -247,7 +247,7 @@ async fn wait_until_applied(
         let applied = env.plugins_s3_object_version() == Some(plugins)
             && env.requirements_s3_object_version() == Some(requirements);
         let settled = matches!(env.status(), Some(EnvironmentStatus::Available | EnvironmentStatus::UpdateFailed));
-        if settled && applied && env.status() == Some(&EnvironmentStatus::Available) {
+        if applied && env.status() == Some(&EnvironmentStatus::Available) {
             bar.finish_and_clear();
             return Ok(status);
         }
