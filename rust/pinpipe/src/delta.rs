@@ -2,7 +2,8 @@
 //! helpers every job uses to open, read and write them. Exactly-once bookkeeping rides in the
 //! commits themselves (`txn` actions), never in side files.
 
-use std::sync::{Arc, Once};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Once};
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
@@ -32,6 +33,10 @@ pub struct Lake {
     /// The bucket's object store of an S3 lake (credentials from the one AWS chain), shared by
     /// every table opened here; `None` for a local lake.
     store: Option<Arc<dyn deltalake::ObjectStore>>,
+    /// The tables opened so far, when [`Lake::remembering`]: a table opened again is brought up
+    /// to date from the state it was left in (only the commits since are read) instead of being
+    /// loaded from its last checkpoint.
+    opened: Option<Arc<Mutex<HashMap<String, DeltaTable>>>>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -60,14 +65,21 @@ impl Lake {
             let store = crate::aws::s3_store(bucket, aws).await?;
             let root = Url::parse(&format!("{}/", root.trim_end_matches('/')))
                 .map_err(|e| Error::Config(format!("lake {root:?}: {e}")))?;
-            return Ok(Lake { root, store: Some(store) });
+            return Ok(Lake { root, store: Some(store), opened: None });
         }
         let path = root.strip_prefix("file://").unwrap_or(root);
         std::fs::create_dir_all(path).map_err(Error::io(format!("create directory {path}")))?;
         let abs = std::fs::canonicalize(path).map_err(Error::io(format!("resolve {path}")))?;
         let root =
             Url::from_directory_path(&abs).map_err(|_| Error::Config(format!("lake {root:?} is not a usable path")))?;
-        Ok(Lake { root, store: None })
+        Ok(Lake { root, store: None, opened: None })
+    }
+
+    /// This lake, remembering the tables it opens: opening one again reads only the commits
+    /// made since (what a job that opens the same tables many times wants). Every opening still
+    /// returns the table's latest version.
+    pub fn remembering(self) -> Self {
+        Lake { opened: Some(Arc::default()), ..self }
     }
 
     pub fn root(&self) -> &Url {
@@ -90,6 +102,26 @@ impl Lake {
 
     /// The table at `rel`, loaded if it exists (`version()` is `None` if it does not yet).
     pub async fn table(&self, rel: &str) -> Result<DeltaTable> {
+        let known = self.opened.as_ref().and_then(|o| o.lock().expect("opened tables").get(rel).cloned());
+        if let Some(mut table) = known {
+            if let Err(e) = table.update_incremental(None).await {
+                return Err(load_error(&table, rel, e).await);
+            }
+            self.remember(rel, &table);
+            return Ok(table);
+        }
+        let table = self.open(rel).await?;
+        self.remember(rel, &table);
+        Ok(table)
+    }
+
+    fn remember(&self, rel: &str, table: &DeltaTable) {
+        if let (Some(opened), Some(_)) = (&self.opened, table.version()) {
+            opened.lock().expect("opened tables").insert(rel.to_string(), table.clone());
+        }
+    }
+
+    async fn open(&self, rel: &str) -> Result<DeltaTable> {
         let url = self.table_url(rel)?;
         let mut builder = DeltaTableBuilder::from_url(url.clone()).map_err(delta_error(format!("open table {rel}")))?;
         if let Some(store) = &self.store {
@@ -98,10 +130,7 @@ impl Lake {
         let mut table = builder.build().map_err(delta_error(format!("open table {rel}")))?;
         if table.verify_deltatable_existence().await.map_err(delta_error(format!("open table {rel}")))? {
             if let Err(e) = table.load().await {
-                if let Some(bad) = corrupt_commit(&table).await {
-                    return Err(Error::Delta { context: format!("load table {rel}: {bad}"), source: Box::new(e) });
-                }
-                return Err(delta_error(format!("load table {rel}"))(e));
+                return Err(load_error(&table, rel, e).await);
             }
         }
         Ok(table)
@@ -403,5 +432,59 @@ impl Staged {
             Err(e) if lost_race(&e, &rel) => Ok(Written::Conflict),
             Err(e) => Err(delta_error(format!("commit table {rel}"))(e)),
         }
+    }
+}
+
+/// Why `table` could not be loaded: the commit file that is not a commit, when one is.
+async fn load_error(table: &DeltaTable, rel: &str, e: DeltaTableError) -> Error {
+    match corrupt_commit(table).await {
+        Some(bad) => Error::Delta { context: format!("load table {rel}: {bad}"), source: Box::new(e) },
+        None => delta_error(format!("load table {rel}"))(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use deltalake::arrow::array::Int64Array;
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    async fn file_count(table: &DeltaTable) -> usize {
+        let snapshot = table.snapshot().unwrap();
+        let files: Vec<_> =
+            snapshot.snapshot().file_views(table.log_store().as_ref(), None).try_collect().await.unwrap();
+        files.len()
+    }
+
+    fn rows(values: &[i64]) -> (SchemaRef, Vec<RecordBatch>) {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap();
+        (schema, vec![batch])
+    }
+
+    #[tokio::test]
+    async fn a_remembered_table_opened_again_has_every_commit_made_since_by_anyone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let remembering = Lake::new_with(root, &AwsConfig::default()).await.unwrap().remembering();
+        let other = Lake::new_with(root, &AwsConfig::default()).await.unwrap();
+
+        assert_eq!(remembering.table("t").await.unwrap().version(), None, "no table yet");
+        let (schema, batches) = rows(&[1, 2]);
+        remembering.write("t", &schema, batches, SaveMode::Append, vec![], "test").await.unwrap();
+        assert_eq!(remembering.table("t").await.unwrap().version(), Some(0));
+
+        // Another writer (another process, in real life) appends, then overwrites.
+        let (schema, batches) = rows(&[3]);
+        other.write("t", &schema, batches, SaveMode::Append, vec![], "test").await.unwrap();
+        let table = remembering.table("t").await.unwrap();
+        assert_eq!(table.version(), Some(1));
+        assert_eq!(file_count(&table).await, 2);
+        let (schema, batches) = rows(&[4]);
+        other.write("t", &schema, batches, SaveMode::Overwrite, vec![], "test").await.unwrap();
+        let table = remembering.table("t").await.unwrap();
+        assert_eq!(table.version(), Some(2));
+        assert_eq!(file_count(&table).await, 1, "the overwritten files are gone");
     }
 }

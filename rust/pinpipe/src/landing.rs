@@ -87,17 +87,35 @@ impl Store {
 
     /// Keys (relative to the store's prefix) under `dir`, sorted.
     pub async fn list(&self, dir: &str) -> Result<Vec<String>> {
+        self.list_after(dir, None).await
+    }
+
+    /// Keys under `dir` that sort after the key `after` (all of them with `None`), sorted. S3
+    /// lists only those (`start-after`); a local directory skips looking at the others' files.
+    pub async fn list_after(&self, dir: &str, after: Option<&str>) -> Result<Vec<String>> {
         let base = self.full(dir);
         let strip = if self.prefix.as_ref().is_empty() { 0 } else { self.prefix.as_ref().len() + 1 };
-        let mut keys: Vec<String> = self
-            .store
-            .list(Some(&base))
+        let listing = match after {
+            Some(key) => self.store.list_with_offset(Some(&base), &self.full(key)),
+            None => self.store.list(Some(&base)),
+        };
+        let mut keys: Vec<String> = listing
             .map_ok(|meta| meta.location.as_ref()[strip..].to_string())
             .try_collect()
             .await
             .map_err(Error::store(format!("list {dir}")))?;
         keys.sort();
         Ok(keys)
+    }
+
+    /// Names of the folders directly under `dir`, sorted.
+    pub async fn folders(&self, dir: &str) -> Result<Vec<String>> {
+        let listed =
+            self.store.list_with_delimiter(Some(&self.full(dir))).await.map_err(Error::store(format!("list {dir}")))?;
+        let mut names: Vec<String> =
+            listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        names.sort();
+        Ok(names)
     }
 }
 

@@ -18,11 +18,35 @@ pub struct Object {
     pub start: i64,
 }
 
-/// The objects of a topic, by partition, sorted by start offset. Keys that do not follow the
-/// layout are ignored.
-pub async fn list_objects(store: &Store, topic: &str) -> Result<BTreeMap<i32, Vec<Object>>> {
+/// The objects of a topic, by partition, sorted by start offset; every partition folder has an
+/// entry, empty when it holds nothing to read. With `after`, a partition listed there yields
+/// only the objects that start after that offset (the listing skips the others), the rest all
+/// of theirs. Keys that do not follow the layout are ignored.
+pub async fn list_objects(
+    store: &Store,
+    topic: &str,
+    after: Option<&BTreeMap<i32, i64>>,
+) -> Result<BTreeMap<i32, Vec<Object>>> {
     let mut out: BTreeMap<i32, Vec<Object>> = BTreeMap::new();
-    for key in store.list(&format!("topics/{topic}")).await? {
+    let dir = format!("topics/{topic}");
+    let mut keys = Vec::new();
+    match after {
+        None => keys = store.list(&dir).await?,
+        Some(after) => {
+            for folder in store.folders(&dir).await? {
+                let Some(partition) = folder.strip_prefix("partition=").and_then(|p| p.parse::<i32>().ok()) else {
+                    continue;
+                };
+                out.insert(partition, Vec::new());
+                let from = after
+                    .get(&partition)
+                    .filter(|start| (0..MAX_PADDED).contains(*start))
+                    .map(|start| crate::landing::object_key(topic, partition, *start));
+                keys.extend(store.list_after(&format!("{dir}/{folder}"), from.as_deref()).await?);
+            }
+        }
+    }
+    for key in keys {
         let Some(start) = start_offset_of(&key) else { continue };
         let Some(partition) =
             key.split('/').find_map(|part| part.strip_prefix("partition=")).and_then(|p| p.parse::<i32>().ok())
@@ -33,6 +57,9 @@ pub async fn list_objects(store: &Store, topic: &str) -> Result<BTreeMap<i32, Ve
         if !name.starts_with(&format!("{topic}+{partition}+")) {
             continue;
         }
+        if after.and_then(|a| a.get(&partition)).is_some_and(|done| start <= *done) {
+            continue;
+        }
         out.entry(partition).or_default().push(Object { key, partition, start });
     }
     for objects in out.values_mut() {
@@ -40,6 +67,10 @@ pub async fn list_objects(store: &Store, topic: &str) -> Result<BTreeMap<i32, Ve
     }
     Ok(out)
 }
+
+/// Start offsets below this are written with the layout's 10 digits, so their keys sort as the
+/// offsets do; a listing from a larger one lists the whole partition.
+const MAX_PADDED: i64 = 10_000_000_000;
 
 /// Reads and decodes objects, `concurrency` at a time, yielding them in the order given.
 pub fn decode_stream<'a>(
@@ -80,4 +111,43 @@ pub fn decode_stream<'a>(
             }
         })
         .buffered(concurrency)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::landing::object_key;
+
+    fn starts(listed: &BTreeMap<i32, Vec<Object>>) -> Vec<(i32, Vec<i64>)> {
+        listed.iter().map(|(p, objects)| (*p, objects.iter().map(|o| o.start).collect())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_listing_after_positions_yields_only_later_objects_of_those_partitions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+        for (partition, start) in [(0, 0), (0, 5), (0, 9), (0, 12_345), (1, 0), (1, 3), (2, 7)] {
+            store.put_new(&object_key("t", partition, start), Bytes::from_static(b"{}\n")).await.unwrap();
+        }
+        // Not of the layout, or of another topic's name: never listed.
+        store.put_new("topics/t/partition=0/readme.txt", Bytes::from_static(b"x")).await.unwrap();
+        store.put_new("topics/t/partition=0/u+0+0000000099.json", Bytes::from_static(b"{}\n")).await.unwrap();
+
+        let all = list_objects(&store, "t", None).await.unwrap();
+        assert_eq!(starts(&all), vec![(0, vec![0, 5, 9, 12_345]), (1, vec![0, 3]), (2, vec![7])]);
+
+        // Partition 0 read up to the object at 5, partition 1 up to its last; 2 not yet read.
+        let after = BTreeMap::from([(0, 5), (1, 3)]);
+        let listed = list_objects(&store, "t", Some(&after)).await.unwrap();
+        assert_eq!(starts(&listed), vec![(0, vec![9, 12_345]), (1, vec![]), (2, vec![7])]);
+        assert_eq!(listed[&0][0].key, object_key("t", 0, 9));
+
+        // A position between objects, or past the layout's ten digits, still lists exactly the
+        // objects that start after it.
+        let after = BTreeMap::from([(0, 10), (2, 20_000_000_000)]);
+        let listed = list_objects(&store, "t", Some(&after)).await.unwrap();
+        assert_eq!(starts(&listed), vec![(0, vec![12_345]), (1, vec![0, 3]), (2, vec![])]);
+    }
 }

@@ -41,59 +41,76 @@ pub struct MaintenanceSummary {
     pub secs: f64,
 }
 
-/// Compacts and vacuums the tables at `rels` (missing ones are skipped).
+/// Compacts and vacuums the tables at `rels` (missing ones are skipped), a few at a time: each
+/// table's upkeep is mostly waiting on its log and files.
 pub async fn maintain(lake: &Lake, rels: &[String], config: &MaintenanceConfig) -> Result<MaintenanceSummary> {
+    use futures::StreamExt;
     let started = Instant::now();
     let mut summary = MaintenanceSummary::default();
-    let target = config.target_file_mib.max(1) * 1024 * 1024;
-    for rel in rels {
-        let Some(mut table) = lake.existing(rel).await? else { continue };
-        if config.compact && config.compact_min_files > 0 {
-            let snapshot = table.snapshot().map_err(|e| delta(rel, "read", e))?;
-            let small = snapshot
-                .snapshot()
-                .file_views(table.log_store().as_ref(), None)
-                .try_fold(0usize, |n, f| async move { Ok(n + usize::from((f.size() as u64) < target)) })
-                .await
-                .map_err(|e| delta(rel, "list the files of", e))?;
-            if small >= config.compact_min_files.max(2) {
-                tracing::info!(table = %rel, small_files = small, "compacting");
-                let commit = CommitProperties::default()
-                    .with_metadata([("pinpipe.operation".to_string(), serde_json::Value::from("compact"))]);
-                let (t, metrics) = table
-                    .optimize()
-                    .with_target_size(NonZeroU64::new(target).expect("target is at least 1 MiB"))
-                    .with_commit_properties(commit)
-                    .await
-                    .map_err(|e| delta(rel, "compact", e))?;
-                table = t;
-                if metrics.num_files_removed > 0 {
-                    summary.tables_compacted += 1;
-                    summary.files_compacted += metrics.num_files_removed;
-                    summary.files_written += metrics.num_files_added;
-                }
-            }
-        }
-        // Every few commits a checkpoint, and then a full vacuum (which lists the table's files to
-        // find those of killed writes too); in between, vacuum removes only replaced files.
-        let full = checkpoint(&table, rel).await?;
-        if config.vacuum {
-            let retention = chrono::Duration::from_std(config.vacuum_retention)
-                .map_err(|_| Error::Config("vacuum_retention is too long".into()))?;
-            let (_, metrics) = table
-                .vacuum()
-                .with_retention_period(retention)
-                .with_enforce_retention_duration(false)
-                .with_mode(if full { VacuumMode::Full } else { VacuumMode::Lite })
-                .await
-                .map_err(|e| delta(rel, "vacuum", e))?;
-            if !metrics.files_deleted.is_empty() {
-                tracing::debug!(table = %rel, files = metrics.files_deleted.len(), "vacuumed");
-            }
-            summary.files_vacuumed += metrics.files_deleted.len() as u64;
-        }
+    let mut each =
+        futures::stream::iter(rels).map(|rel| maintain_table(lake, rel, config)).buffer_unordered(TABLES_AT_ONCE);
+    while let Some(one) = each.next().await {
+        let one = one?;
+        summary.tables_compacted += one.tables_compacted;
+        summary.files_compacted += one.files_compacted;
+        summary.files_written += one.files_written;
+        summary.files_vacuumed += one.files_vacuumed;
     }
     summary.secs = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Tables looked after at once.
+const TABLES_AT_ONCE: usize = 4;
+
+async fn maintain_table(lake: &Lake, rel: &str, config: &MaintenanceConfig) -> Result<MaintenanceSummary> {
+    let mut summary = MaintenanceSummary::default();
+    let target = config.target_file_mib.max(1) * 1024 * 1024;
+    let Some(mut table) = lake.existing(rel).await? else { return Ok(summary) };
+    if config.compact && config.compact_min_files > 0 {
+        let snapshot = table.snapshot().map_err(|e| delta(rel, "read", e))?;
+        let small = snapshot
+            .snapshot()
+            .file_views(table.log_store().as_ref(), None)
+            .try_fold(0usize, |n, f| async move { Ok(n + usize::from((f.size() as u64) < target)) })
+            .await
+            .map_err(|e| delta(rel, "list the files of", e))?;
+        if small >= config.compact_min_files.max(2) {
+            tracing::info!(table = %rel, small_files = small, "compacting");
+            let commit = CommitProperties::default()
+                .with_metadata([("pinpipe.operation".to_string(), serde_json::Value::from("compact"))]);
+            let (t, metrics) = table
+                .optimize()
+                .with_target_size(NonZeroU64::new(target).expect("target is at least 1 MiB"))
+                .with_commit_properties(commit)
+                .await
+                .map_err(|e| delta(rel, "compact", e))?;
+            table = t;
+            if metrics.num_files_removed > 0 {
+                summary.tables_compacted += 1;
+                summary.files_compacted += metrics.num_files_removed;
+                summary.files_written += metrics.num_files_added;
+            }
+        }
+    }
+    // Every few commits a checkpoint, and then a full vacuum (which lists the table's files to
+    // find those of killed writes too); in between, vacuum removes only replaced files.
+    let full = checkpoint(&table, rel).await?;
+    if config.vacuum {
+        let retention = chrono::Duration::from_std(config.vacuum_retention)
+            .map_err(|_| Error::Config("vacuum_retention is too long".into()))?;
+        let (_, metrics) = table
+            .vacuum()
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .with_mode(if full { VacuumMode::Full } else { VacuumMode::Lite })
+            .await
+            .map_err(|e| delta(rel, "vacuum", e))?;
+        if !metrics.files_deleted.is_empty() {
+            tracing::debug!(table = %rel, files = metrics.files_deleted.len(), "vacuumed");
+        }
+        summary.files_vacuumed += metrics.files_deleted.len() as u64;
+    }
     Ok(summary)
 }
 

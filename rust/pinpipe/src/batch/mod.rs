@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::protocol::SaveMode;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::analytics;
@@ -219,6 +219,24 @@ async fn txn_versions(
     Ok(out)
 }
 
+/// Per partition of `topic`'s landing folder, the start offset of the last object the raw table
+/// holds: a run need list only the objects after it. A partition is left out (listed whole) when
+/// the raw table holds none of its objects, or a full refresh reset its dead letters.
+async fn read_from(lake: &Lake, store: &Store, table: Table, topic: &str) -> Result<BTreeMap<i32, i64>> {
+    let partitions: Vec<i32> = store
+        .folders(&format!("topics/{topic}"))
+        .await?
+        .iter()
+        .filter_map(|f| f.strip_prefix("partition=")?.parse().ok())
+        .collect();
+    let raw = positions(&lake.table(&raw_path(table)).await?, topic, &partitions).await?;
+    let dead = positions(&lake.table(DEAD_LETTERS_PATH).await?, topic, &partitions).await?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|(p, done)| done.filter(|_| dead.get(&p).copied().flatten() != Some(-1)).map(|d| (p, d)))
+        .collect())
+}
+
 /// The largest start offset per partition among `objects`.
 fn last_starts<'a>(objects: impl Iterator<Item = &'a landed::Object>) -> impl Iterator<Item = (i32, i64)> {
     let mut out: BTreeMap<i32, i64> = BTreeMap::new();
@@ -266,7 +284,7 @@ async fn abort_uploads(config: &BatchConfig, started: impl std::ops::RangeBounds
 async fn run_once(config: &BatchConfig) -> Result<BatchSummary> {
     let config = config.clone();
     let started = Instant::now();
-    let lake = Lake::new_with(&config.lake, &config.aws).await?;
+    let lake = Lake::new_with(&config.lake, &config.aws).await?.remembering();
     let run_id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
     let mut summary = BatchSummary { run_id: run_id.clone(), lake: lake.root().to_string(), ..Default::default() };
     if config.only == Some(Stage::Analytics) {
@@ -281,15 +299,15 @@ async fn run_once(config: &BatchConfig) -> Result<BatchSummary> {
     let mut landed = BTreeMap::new();
     for table in Table::ALL {
         let topic = config.user_id.topic(table);
-        landed.insert(table, landed::list_objects(&store, &topic).await?);
+        let after = if config.full_refresh { None } else { Some(read_from(&lake, &store, table, &topic).await?) };
+        landed.insert(table, landed::list_objects(&store, &topic, after.as_ref()).await?);
     }
     if config.full_refresh {
         let partitions: Vec<(String, i32)> =
             landed.iter().flat_map(|(t, objects)| objects.keys().map(|p| (config.user_id.topic(*t), *p))).collect();
         tables::reset_dead_letters(&lake, &partitions).await?;
     }
-    let ctx = clean::session();
-    let mut quality = Vec::new();
+    let mut landed_tables = Vec::new();
     for table in Table::ALL {
         let raw_rel = raw_path(table);
         let objects = landed.remove(&table).unwrap_or_default();
@@ -305,21 +323,30 @@ async fn run_once(config: &BatchConfig) -> Result<BatchSummary> {
         }
         summary.decode_secs += ts.decode_secs;
         tracing::debug!(table = %table, peak_rss_mib = peak_rss_mib(), "landed");
-
-        // Clean table: the new raw rows merged in.
-        let t0 = Instant::now();
-        let merged =
-            merge::update_clean(&ctx, &lake, table, &config.user_id.topic(table), &partitions, config.full_refresh)
-                .await?;
-        let (rows_before, rows_after) = (merged.rows_before, merged.rows_after);
-        ts.clean_rows = rows_after;
-        let kept_before = if config.full_refresh { 0 } else { rows_before };
-        ts.deduplicated = (kept_before + ts.records_landed).saturating_sub(rows_after);
-        summary.clean_secs += t0.elapsed().as_secs_f64();
-        tracing::debug!(table = %table, peak_rss_mib = peak_rss_mib(), "cleaned");
-        quality.push(ts.clone());
-        summary.tables.push(ts);
+        landed_tables.push((table, partitions, ts));
     }
+
+    // Clean tables: the new raw rows merged in, the three tables at once (each is small work,
+    // mostly waiting on storage).
+    let t0 = Instant::now();
+    let cleaned = futures::future::try_join_all(landed_tables.into_iter().map(|(table, partitions, mut ts)| {
+        let (config, lake) = (&config, &lake);
+        async move {
+            let ctx = clean::session();
+            let topic = config.user_id.topic(table);
+            let merged = merge::update_clean(&ctx, lake, table, &topic, &partitions, config.full_refresh).await?;
+            let (rows_before, rows_after) = (merged.rows_before, merged.rows_after);
+            ts.clean_rows = rows_after;
+            let kept_before = if config.full_refresh { 0 } else { rows_before };
+            ts.deduplicated = (kept_before + ts.records_landed).saturating_sub(rows_after);
+            tracing::debug!(table = %table, peak_rss_mib = peak_rss_mib(), "cleaned");
+            Ok::<_, Error>(ts)
+        }
+    }))
+    .await?;
+    summary.clean_secs += t0.elapsed().as_secs_f64();
+    let quality = cleaned.clone();
+    summary.tables = cleaned;
 
     if config.only != Some(Stage::Clean) {
         let t0 = Instant::now();
@@ -449,6 +476,9 @@ async fn land_table(
     Ok(written)
 }
 
+/// Analytics tables computed and written at once.
+const ANALYTICS_AT_ONCE: usize = 3;
+
 /// Recomputes the nine analytics tables from the clean tables (one overwrite commit each).
 pub async fn compute_analytics(lake: &Lake) -> Result<Vec<AnalyticsTable>> {
     let ctx = clean::session();
@@ -459,20 +489,24 @@ pub async fn compute_analytics(lake: &Lake) -> Result<Vec<AnalyticsTable>> {
             ctx.register_table(table.suffix(), Arc::new(empty)).map_err(Error::datafusion("empty table"))?;
         }
     }
-    let mut out = Vec::new();
-    for query in analytics::queries() {
-        let batches = query.run(&ctx).await.map_err(Error::datafusion(format!("analytics {}", query.name)))?;
-        let rows = tables::to_json_rows(&batches)?;
-        lake.write(
-            &analytics::table_path(query.name),
-            query.schema(),
-            batches,
-            SaveMode::Overwrite,
-            vec![],
-            "analytics",
-        )
-        .await?;
-        out.push(AnalyticsTable { name: query.name.to_string(), question: query.question.to_string(), rows });
-    }
+    // A few at once: each is a small query and one commit, mostly waiting on storage.
+    let each = futures::stream::iter(analytics::queries()).map(|query| {
+        let ctx = &ctx;
+        async move {
+            let batches = query.run(ctx).await.map_err(Error::datafusion(format!("analytics {}", query.name)))?;
+            let rows = tables::to_json_rows(&batches)?;
+            lake.write(
+                &analytics::table_path(query.name),
+                query.schema(),
+                batches,
+                SaveMode::Overwrite,
+                vec![],
+                "analytics",
+            )
+            .await?;
+            Ok::<_, Error>(AnalyticsTable { name: query.name.to_string(), question: query.question.to_string(), rows })
+        }
+    });
+    let out: Vec<AnalyticsTable> = each.buffered(ANALYTICS_AT_ONCE).try_collect().await?;
     Ok(out)
 }

@@ -371,13 +371,18 @@ pub fn decode_records<'a>(table: Table, records: impl ExactSizeIterator<Item = &
 /// and not counted. `start_offset` is the Kafka offset of the first record: record i (0-based)
 /// gets offset `start_offset + i`.
 pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i64) -> Decoded {
-    let mut decoder = Decoder::new(table, memchr::memchr_iter(b'\n', data).count() + 1);
+    // Room for lines of about 128 bytes (landed records are longer): the builders grow if not.
+    let mut decoder = Decoder::new(table, data.len() / 128 + 1);
+    // One UTF-8 check of the whole object, and of a line only when the object fails it: a line
+    // of valid text is valid text, as it is cut at ASCII bytes.
+    let text = std::str::from_utf8(data).ok();
     let mut index = 0i64;
     let mut begin = 0;
     let mut number = 0i64;
     while begin <= data.len() {
         let end = memchr::memchr(b'\n', &data[begin..]).map_or(data.len(), |i| begin + i);
-        let line = &data[begin..end];
+        let start = begin;
+        let line = &data[start..end];
         begin = end + 1;
         number += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -392,9 +397,12 @@ pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i6
             decoder.dead_letters.push(DeadLetter::new(number, record, &value, error));
             continue;
         }
-        let decoded = std::str::from_utf8(line)
-            .map_err(|e| format!("not a JSON object: invalid UTF-8 at column {}", e.valid_up_to() + 1))
-            .and_then(|text| decoder.record(text, partition, start_offset + record));
+        let line_text = match text {
+            Some(text) => Ok(&text[start..start + line.len()]),
+            None => std::str::from_utf8(line)
+                .map_err(|e| format!("not a JSON object: invalid UTF-8 at column {}", e.valid_up_to() + 1)),
+        };
+        let decoded = line_text.and_then(|text| decoder.record(text, partition, start_offset + record));
         if let Err(error) = decoded {
             decoder.dead_letters.push(DeadLetter::new(number, record, line, error));
         }
