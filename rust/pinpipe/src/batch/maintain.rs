@@ -47,8 +47,10 @@ pub async fn maintain(lake: &Lake, rels: &[String], config: &MaintenanceConfig) 
     use futures::StreamExt;
     let started = Instant::now();
     let mut summary = MaintenanceSummary::default();
-    let mut each =
-        futures::stream::iter(rels).map(|rel| maintain_table(lake, rel, config)).buffer_unordered(TABLES_AT_ONCE);
+    // The futures made first, not in a stream's closure over borrowed names: the compiler cannot
+    // prove such a stream `Send`, which the Python front's jobs must be.
+    let tables: Vec<_> = rels.iter().map(|rel| maintain_table(lake, rel, config)).collect();
+    let mut each = futures::stream::iter(tables).buffer_unordered(TABLES_AT_ONCE);
     while let Some(one) = each.next().await {
         let one = one?;
         summary.tables_compacted += one.tables_compacted;
