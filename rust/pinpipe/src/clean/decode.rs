@@ -8,49 +8,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
-    ArrayRef, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBufferBuilder, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
+use deltalake::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use serde::de::IgnoredAny;
 
 use super::json;
 use super::raw::{parse_timestamp, raw_columns, raw_schema, RawColumn, RawType};
 use super::trim;
 use crate::model::Table;
-
-/// A JSON value of a wanted column as read, before coercion. Numbers keep their text: text
-/// columns take it as written, and no number is too large to read.
-#[derive(Debug, Clone, PartialEq)]
-enum Json<'a> {
-    Missing,
-    Null,
-    Bool(bool),
-    Number(&'a str),
-    Str(Cow<'a, str>),
-    Complex,
-    /// A string with half of a surrogate pair escaped (`"\ud800"`): valid JSON, but no text.
-    LoneSurrogate,
-}
-
-impl<'a> Json<'a> {
-    fn of(value: json::Value<'a>) -> Self {
-        match value {
-            json::Value::Null => Json::Null,
-            json::Value::Bool(b) => Json::Bool(b),
-            json::Value::Number(t) => Json::Number(t),
-            json::Value::Str(s, false) => Json::Str(Cow::Borrowed(s)),
-            json::Value::Str(s, true) => json::unescape(s).map_or(Json::LoneSurrogate, |s| Json::Str(Cow::Owned(s))),
-            json::Value::Complex => Json::Complex,
-        }
-    }
-}
-
-/// A value coerced to its column's type.
-enum Typed<'a> {
-    Null,
-    Text(Cow<'a, str>),
-    Int(i64),
-    Float(f64),
-}
 
 /// A record that could not be decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,11 +98,26 @@ impl Decoded {
 
 /// `-?[0-9]+` as an i64 (None when it is not one, or does not fit).
 fn integer(text: &str) -> Option<i64> {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let (negative, digits) = match text.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        all => (false, all),
+    };
+    if digits.is_empty() {
         return None;
     }
-    text.parse().ok()
+    // Summed negative, so that i64::MIN fits.
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if negative {
+        Some(n)
+    } else {
+        n.checked_neg()
+    }
 }
 
 /// A finite number written as JSON number text or as a numeric string (`"7.25"`, `" 33"`).
@@ -156,195 +138,353 @@ fn whole_number(text: &str) -> Option<i64> {
     (f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
 }
 
-/// Why a record's key is unusable, or its value.
-fn key_value(column: &RawColumn, value: &Json) -> Result<i64, String> {
+/// A string value's text, escapes decoded; `None` for a string with half of a surrogate pair
+/// escaped (`"\ud800"`: valid JSON, but no text).
+fn unescaped(s: &str, escaped: bool) -> Option<Cow<'_, str>> {
+    if escaped {
+        json::unescape(s).map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(s))
+    }
+}
+
+/// The record's key, or why it is unusable.
+fn key_value(column: &RawColumn, value: json::Value) -> Result<i64, String> {
     let name = column.name;
     match value {
-        Json::Missing => Err(format!("column {name} is missing")),
-        Json::Null => Err(format!("column {name} is null")),
-        Json::Number(t) => integer(t).ok_or_else(|| format!("column {name}: {t} is not an integer that fits 64 bits")),
-        Json::Str(s) => integer(trim(s)).ok_or_else(|| format!("column {name}: {s:?} is not an integer")),
-        Json::Bool(b) => Err(format!("column {name}: {b} is not an integer")),
-        Json::Complex => Err(format!("column {name}: an object or array is not an integer")),
-        Json::LoneSurrogate => Err(format!("column {name}: a string with a lone surrogate escape is not an integer")),
-    }
-}
-
-/// A value as its column's type; None when it cannot be used (it becomes null, counted).
-fn coerce<'a>(column: &RawColumn, value: Json<'a>) -> Option<Typed<'a>> {
-    if matches!(value, Json::Missing | Json::Null) {
-        return Some(Typed::Null);
-    }
-    match column.ty {
-        RawType::Text => match value {
-            Json::Str(s) => Some(Typed::Text(s)),
-            Json::Number(t) => Some(Typed::Text(Cow::Borrowed(t))),
-            Json::Bool(b) => Some(Typed::Text(Cow::Borrowed(if b { "true" } else { "false" }))),
-            _ => None,
-        },
-        RawType::Int64 | RawType::Int32 => {
-            let i = match value {
-                Json::Number(t) => whole_number(t),
-                Json::Str(s) => whole_number(&s),
-                _ => None,
-            }?;
-            (column.ty == RawType::Int64 || i32::try_from(i).is_ok()).then_some(Typed::Int(i))
+        json::Value::Null => Err(format!("column {name} is null")),
+        json::Value::Number(t) => {
+            integer(t).ok_or_else(|| format!("column {name}: {t} is not an integer that fits 64 bits"))
         }
-        RawType::Float64 => match value {
-            Json::Number(t) => number(t).map(Typed::Float),
-            Json::Str(s) => number(&s).map(Typed::Float),
-            _ => None,
+        json::Value::Str(s, escaped) => match unescaped(s, escaped) {
+            Some(s) => integer(trim(&s)).ok_or_else(|| format!("column {name}: {s:?} is not an integer")),
+            None => Err(format!("column {name}: a string with a lone surrogate escape is not an integer")),
         },
-        RawType::Timestamp => match value {
-            Json::Str(s) => parse_timestamp(&s).map(Typed::Int),
-            _ => None,
-        },
+        json::Value::Bool(b) => Err(format!("column {name}: {b} is not an integer")),
+        json::Value::Complex => Err(format!("column {name}: an object or array is not an integer")),
     }
 }
 
-enum Builder {
-    Text(StringBuilder),
-    Int64(Int64Builder),
-    Int32(Int32Builder),
-    Float64(Float64Builder),
-    Timestamp(TimestampMicrosecondBuilder),
+/// A value the cleaning sets to null, counted once its record is kept.
+#[derive(Clone, Copy)]
+enum Null {
+    Empty,
+    Sentinel(usize),
+    Unparsable,
 }
 
-impl Builder {
+/// One raw column's values as decoded: Arrow's buffers as plain vectors, so that the values of a
+/// record that turns out to be a dead letter (or a key written twice) can be taken back.
+enum Values {
+    /// UTF-8 bytes and the offsets around each value (one more offset than values).
+    Text(Vec<u8>, Vec<i32>),
+    Int64(Vec<i64>),
+    Int32(Vec<i32>),
+    Float64(Vec<f64>),
+    Timestamp(Vec<i64>),
+}
+
+struct Column {
+    values: Values,
+    /// Which values are not null; made at the first null (most columns have none).
+    valid: Option<BooleanBufferBuilder>,
+}
+
+impl Column {
     fn new(ty: RawType, capacity: usize) -> Self {
-        match ty {
-            RawType::Text => Builder::Text(StringBuilder::with_capacity(capacity, capacity * 16)),
-            RawType::Int64 => Builder::Int64(Int64Builder::with_capacity(capacity)),
-            RawType::Int32 => Builder::Int32(Int32Builder::with_capacity(capacity)),
-            RawType::Float64 => Builder::Float64(Float64Builder::with_capacity(capacity)),
-            RawType::Timestamp => {
-                Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"))
+        let values = match ty {
+            RawType::Text => {
+                let mut offsets = Vec::with_capacity(capacity + 1);
+                offsets.push(0);
+                Values::Text(Vec::with_capacity(capacity * 16), offsets)
             }
+            RawType::Int64 => Values::Int64(Vec::with_capacity(capacity)),
+            RawType::Int32 => Values::Int32(Vec::with_capacity(capacity)),
+            RawType::Float64 => Values::Float64(Vec::with_capacity(capacity)),
+            RawType::Timestamp => Values::Timestamp(Vec::with_capacity(capacity)),
+        };
+        Column { values, valid: None }
+    }
+
+    fn push_text(&mut self, text: &str) {
+        if let Values::Text(data, offsets) = &mut self.values {
+            data.extend_from_slice(text.as_bytes());
+            offsets.push(text_offset(data.len()));
+            self.valid();
         }
     }
 
-    fn append(&mut self, value: Typed) {
-        match (self, value) {
-            (Builder::Text(b), Typed::Text(s)) => b.append_value(s),
-            (Builder::Text(b), _) => b.append_null(),
-            (Builder::Int64(b), Typed::Int(i)) => b.append_value(i),
-            (Builder::Int64(b), _) => b.append_null(),
-            (Builder::Int32(b), Typed::Int(i)) => b.append_value(i as i32),
-            (Builder::Int32(b), _) => b.append_null(),
-            (Builder::Float64(b), Typed::Float(f)) => b.append_value(f),
-            (Builder::Float64(b), _) => b.append_null(),
-            (Builder::Timestamp(b), Typed::Int(i)) => b.append_value(i),
-            (Builder::Timestamp(b), _) => b.append_null(),
+    fn push_int(&mut self, i: i64) {
+        match &mut self.values {
+            Values::Int64(v) | Values::Timestamp(v) => v.push(i),
+            Values::Int32(v) => v.push(i as i32),
+            Values::Float64(_) | Values::Text(..) => unreachable!("an integer is pushed to integer columns only"),
+        }
+        self.valid();
+    }
+
+    fn push_float(&mut self, f: f64) {
+        if let Values::Float64(v) = &mut self.values {
+            v.push(f);
+            self.valid();
+        }
+    }
+
+    /// Notes that the value just pushed is not null.
+    fn valid(&mut self) {
+        if let Some(valid) = &mut self.valid {
+            valid.append(true);
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.values {
+            Values::Text(_, offsets) => offsets.len() - 1,
+            Values::Int64(v) | Values::Timestamp(v) => v.len(),
+            Values::Int32(v) => v.len(),
+            Values::Float64(v) => v.len(),
+        }
+    }
+
+    fn push_null(&mut self) {
+        let rows = self.len();
+        self.valid
+            .get_or_insert_with(|| {
+                let mut valid = BooleanBufferBuilder::new(rows.max(1024));
+                valid.append_n(rows, true);
+                valid
+            })
+            .append(false);
+        match &mut self.values {
+            Values::Text(data, offsets) => offsets.push(text_offset(data.len())),
+            Values::Int64(v) | Values::Timestamp(v) => v.push(0),
+            Values::Int32(v) => v.push(0),
+            Values::Float64(v) => v.push(0.0),
+        }
+    }
+
+    /// Takes back every value past the first `rows`.
+    fn truncate(&mut self, rows: usize) {
+        match &mut self.values {
+            Values::Text(data, offsets) => {
+                data.truncate(offsets[rows] as usize);
+                offsets.truncate(rows + 1);
+            }
+            Values::Int64(v) | Values::Timestamp(v) => v.truncate(rows),
+            Values::Int32(v) => v.truncate(rows),
+            Values::Float64(v) => v.truncate(rows),
+        }
+        if let Some(valid) = &mut self.valid {
+            valid.truncate(rows);
         }
     }
 
     fn finish(self) -> ArrayRef {
-        match self {
-            Builder::Text(mut b) => Arc::new(b.finish()),
-            Builder::Int64(mut b) => Arc::new(b.finish()),
-            Builder::Int32(mut b) => Arc::new(b.finish()),
-            Builder::Float64(mut b) => Arc::new(b.finish()),
-            Builder::Timestamp(mut b) => Arc::new(b.finish()),
+        let nulls = self.valid.map(|mut v| NullBuffer::new(v.finish())).filter(|n| n.null_count() > 0);
+        match self.values {
+            Values::Text(data, offsets) => Arc::new(StringArray::new(
+                OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                Buffer::from_vec(data),
+                nulls,
+            )),
+            Values::Int64(v) => Arc::new(Int64Array::new(ScalarBuffer::from(v), nulls)),
+            Values::Int32(v) => Arc::new(Int32Array::new(ScalarBuffer::from(v), nulls)),
+            Values::Float64(v) => Arc::new(Float64Array::new(ScalarBuffer::from(v), nulls)),
+            Values::Timestamp(v) => {
+                Arc::new(TimestampMicrosecondArray::new(ScalarBuffer::from(v), nulls).with_timezone("UTC"))
+            }
         }
     }
 }
 
+fn text_offset(len: usize) -> i32 {
+    i32::try_from(len).expect("the text of one raw column of one batch stays under 2 GiB")
+}
+
+/// What a raw column keeps of its values, and how.
+struct Wanted {
+    column: RawColumn,
+    sentinels: &'static [&'static str],
+    /// Text that must also read as a follower count (pins' `follower_count`).
+    follower_count: bool,
+}
+
+impl Wanted {
+    /// Appends `value` as the column's type to `out`; a value that cannot be used becomes null,
+    /// noted in `nulls` with the text the cleaning sets to null.
+    #[inline(always)]
+    fn push(&self, i: usize, value: json::Value, out: &mut Column, nulls: &mut Vec<(usize, Null)>) {
+        use json::Value as V;
+        let pushed = match (self.column.ty, value) {
+            (_, V::Null) => {
+                out.push_null();
+                return;
+            }
+            (RawType::Text, V::Str(s, escaped)) => match unescaped(s, escaped) {
+                Some(s) => {
+                    self.push_text(i, &s, out, nulls);
+                    true
+                }
+                None => false,
+            },
+            (RawType::Text, V::Number(t)) => {
+                self.push_text(i, t, out, nulls);
+                true
+            }
+            (RawType::Text, V::Bool(b)) => {
+                self.push_text(i, if b { "true" } else { "false" }, out, nulls);
+                true
+            }
+            (RawType::Int64 | RawType::Int32, V::Number(t)) => self.push_whole(whole_number(t), out),
+            (RawType::Int64 | RawType::Int32, V::Str(s, escaped)) => {
+                self.push_whole(unescaped(s, escaped).and_then(|s| whole_number(&s)), out)
+            }
+            (RawType::Float64, V::Number(t)) => push_float(number(t), out),
+            (RawType::Float64, V::Str(s, escaped)) => push_float(unescaped(s, escaped).and_then(|s| number(&s)), out),
+            (RawType::Timestamp, V::Str(s, escaped)) => match unescaped(s, escaped).and_then(|s| parse_timestamp(&s)) {
+                Some(micros) => {
+                    out.push_int(micros);
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        };
+        if !pushed {
+            out.push_null();
+            nulls.push((i, Null::Unparsable));
+        }
+    }
+
+    /// Appends text, noting it when the cleaning sets it to null (RULES.md's null rule, counted
+    /// here; the cleaning query applies it).
+    fn push_text(&self, i: usize, text: &str, out: &mut Column, nulls: &mut Vec<(usize, Null)>) {
+        out.push_text(text);
+        let t = trim(text);
+        if t.is_empty() {
+            nulls.push((i, Null::Empty));
+        } else if let Some(s) = self.sentinels.iter().position(|s| *s == t) {
+            nulls.push((i, Null::Sentinel(s)));
+        } else if self.follower_count && super::parse_follower_count(t).is_none() {
+            nulls.push((i, Null::Unparsable));
+        }
+    }
+
+    fn push_whole(&self, i: Option<i64>, out: &mut Column) -> bool {
+        match i {
+            Some(i) if self.column.ty == RawType::Int64 || i32::try_from(i).is_ok() => {
+                out.push_int(i);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+fn push_float(f: Option<f64>, out: &mut Column) -> bool {
+    f.map(|f| out.push_float(f)).is_some()
+}
+
 /// Builds one raw batch from records, counting the values the cleaning will set to null.
-struct Decoder<'a> {
+struct Decoder {
     table: Table,
-    columns: &'static [RawColumn],
-    sentinels: Vec<&'static [&'static str]>,
-    builders: Vec<Builder>,
-    partitions: Int32Builder,
-    offsets: Int64Builder,
-    /// The values of the record being decoded (reused).
-    values: Vec<Json<'a>>,
+    wanted: Vec<Wanted>,
+    names: Vec<&'static str>,
+    columns: Vec<Column>,
+    partitions: Vec<i32>,
+    offsets: Vec<i64>,
+    /// The nulls of the record being decoded, counted once it is kept.
+    record_nulls: Vec<(usize, Null)>,
     nulls: NullCounts,
     dead_letters: Vec<DeadLetter>,
 }
 
-impl<'a> Decoder<'a> {
+impl Decoder {
     fn new(table: Table, capacity: usize) -> Self {
         let columns = raw_columns(table);
-        let sentinels: Vec<_> = columns.iter().map(|c| super::sentinels(table, c.name)).collect();
-        let n = columns.len();
+        assert!(columns.len() <= 64, "a record's columns are tracked in 64 bits");
+        let wanted: Vec<Wanted> = columns
+            .iter()
+            .map(|&column| Wanted {
+                column,
+                sentinels: super::sentinels(table, column.name),
+                follower_count: table == Table::Pin && column.name == "follower_count",
+            })
+            .collect();
         Decoder {
             table,
-            columns,
-            builders: columns.iter().map(|c| Builder::new(c.ty, capacity)).collect(),
+            columns: columns.iter().map(|c| Column::new(c.ty, capacity)).collect(),
             nulls: NullCounts {
-                empty: vec![0; n],
-                sentinel: sentinels.iter().map(|s| vec![0; s.len()]).collect(),
-                unparsable: vec![0; n],
+                empty: vec![0; columns.len()],
+                sentinel: wanted.iter().map(|w| vec![0; w.sentinels.len()]).collect(),
+                unparsable: vec![0; columns.len()],
             },
-            sentinels,
-            partitions: Int32Builder::with_capacity(capacity),
-            offsets: Int64Builder::with_capacity(capacity),
-            values: Vec::with_capacity(n),
+            wanted,
+            names: columns.iter().map(|c| c.name).collect(),
+            partitions: Vec::with_capacity(capacity),
+            offsets: Vec::with_capacity(capacity),
+            record_nulls: Vec::new(),
             dead_letters: Vec::new(),
         }
     }
 
     /// Decodes one JSON document into a row, or returns why it is a dead letter (nothing is
     /// appended then). Unusable values become nulls, counted.
-    fn record(&mut self, text: &'a str, partition: i32, offset: i64) -> Result<(), String> {
-        self.values.clear();
-        self.values.resize(self.columns.len(), Json::Missing);
-        let (columns, values) = (self.columns, &mut self.values);
-        // Keys mostly come in the columns' order: the one after the last match is tried first.
-        let mut next = 0;
-        json::object(text, |key, value| {
-            let found = match columns.get(next) {
-                Some(c) if c.name == key => Some(next),
-                _ => columns.iter().position(|c| c.name == key),
-            };
-            // The last of repeated keys wins.
-            if let Some(i) = found {
-                values[i] = Json::of(value);
-                next = i + 1;
+    fn record(&mut self, text: &str, partition: i32, offset: i64) -> Result<(), String> {
+        let rows = self.offsets.len();
+        let Decoder { wanted, names, columns, record_nulls, .. } = self;
+        record_nulls.clear();
+        // The columns met so far (bit i: column i) and the key's value, if met.
+        let mut seen = 0u64;
+        let mut key = None;
+        let read = json::object(text, names, |i, value| {
+            let w = &wanted[i];
+            if w.column.required {
+                key = Some(key_value(&w.column, value));
+                seen |= 1 << i;
+                return;
             }
-        })
-        .map_err(|e| format!("not a JSON object: {e}"))?;
-        let mut key = 0;
-        for (column, value) in self.columns.iter().zip(&self.values) {
-            if column.required {
-                key = key_value(column, value)?;
+            if seen & (1 << i) != 0 {
+                // The last of repeated keys wins.
+                columns[i].truncate(rows);
+                record_nulls.retain(|(c, _)| *c != i);
             }
-        }
-        for (i, (column, value)) in self.columns.iter().zip(self.values.drain(..)).enumerate() {
-            let typed = if column.required {
-                Typed::Int(key)
-            } else {
-                coerce(column, value).unwrap_or_else(|| {
-                    self.nulls.unparsable[i] += 1;
-                    Typed::Null
-                })
-            };
-            if let Typed::Text(text) = &typed {
-                // RULES.md's null rule, counted here; the cleaning query applies it.
-                let t = trim(text);
-                if t.is_empty() {
-                    self.nulls.empty[i] += 1;
-                } else if let Some(s) = self.sentinels[i].iter().position(|s| *s == t) {
-                    self.nulls.sentinel[i][s] += 1;
-                } else if self.table == Table::Pin
-                    && column.name == "follower_count"
-                    && super::parse_follower_count(t).is_none()
-                {
-                    self.nulls.unparsable[i] += 1;
+            seen |= 1 << i;
+            w.push(i, value, &mut columns[i], record_nulls);
+        });
+        let kept = read.map_err(|e| format!("not a JSON object: {e}")).and_then(|()| {
+            for (i, w) in wanted.iter().enumerate() {
+                if w.column.required {
+                    let k = key.take().unwrap_or_else(|| Err(format!("column {} is missing", w.column.name)))?;
+                    columns[i].push_int(k);
+                } else if seen & (1 << i) == 0 {
+                    columns[i].push_null();
                 }
             }
-            self.builders[i].append(typed);
+            Ok(())
+        });
+        if let Err(error) = kept {
+            for column in columns.iter_mut() {
+                column.truncate(rows);
+            }
+            return Err(error);
         }
-        self.partitions.append_value(partition);
-        self.offsets.append_value(offset);
+        for &(i, null) in record_nulls.iter() {
+            match null {
+                Null::Empty => self.nulls.empty[i] += 1,
+                Null::Sentinel(s) => self.nulls.sentinel[i][s] += 1,
+                Null::Unparsable => self.nulls.unparsable[i] += 1,
+            }
+        }
+        self.partitions.push(partition);
+        self.offsets.push(offset);
         Ok(())
     }
 
     fn finish(self) -> Decoded {
-        let mut arrays: Vec<ArrayRef> = self.builders.into_iter().map(Builder::finish).collect();
-        arrays.push(Arc::new({ self.partitions }.finish()));
-        arrays.push(Arc::new({ self.offsets }.finish()));
+        let mut arrays: Vec<ArrayRef> = self.columns.into_iter().map(Column::finish).collect();
+        arrays.push(Arc::new(Int32Array::from(self.partitions)));
+        arrays.push(Arc::new(Int64Array::from(self.offsets)));
         let batch = RecordBatch::try_new(raw_schema(self.table), arrays).expect("decoded arrays match the raw schema");
         Decoded { batch, dead_letters: self.dead_letters, nulls: self.nulls, table: self.table }
     }
@@ -371,7 +511,7 @@ pub fn decode_records<'a>(table: Table, records: impl ExactSizeIterator<Item = &
 /// and not counted. `start_offset` is the Kafka offset of the first record: record i (0-based)
 /// gets offset `start_offset + i`.
 pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i64) -> Decoded {
-    // Room for lines of about 128 bytes (landed records are longer): the builders grow if not.
+    // Room for lines of about 128 bytes (landed records are longer): the columns grow if not.
     let mut decoder = Decoder::new(table, data.len() / 128 + 1);
     // One UTF-8 check of the whole object, and of a line only when the object fails it: a line
     // of valid text is valid text, as it is cut at ASCII bytes.
@@ -477,6 +617,59 @@ mod tests {
         // Values the sink could not land as JSON come back with their exact bytes.
         assert_eq!(decoded.dead_letters[7].raw_bytes, vec![0xff, b'\n']);
         assert!(decoded.dead_letters[7].error.contains("UTF-8"), "{:?}", decoded.dead_letters[7]);
+    }
+
+    #[test]
+    fn the_last_of_repeated_keys_wins_and_only_its_nulls_are_counted() {
+        let data = concat!(
+            r#"{"ind": 1, "first_name": " ", "age": "old", "first_name": "Ann", "age": 30, "ind": "2"}"#,
+            "\n",
+            r#"{"ind": 3, "last_name": "Lee", "age": 31, "last_name": "", "age": "x", "ind": null}"#,
+            "\n",
+            r#"{"age": 32, "ind": 4, "age": null, "date_joined": "2016-01-02 03:04:05", "last_name": true}"#,
+            "\n",
+        );
+        let decoded = decode_object(Table::User, data.as_bytes(), 0, 0);
+        let b = &decoded.batch;
+        assert_eq!(b.num_rows(), 2);
+        assert_eq!(b.column(0).as_primitive::<Int64Type>().values(), &[2, 4]);
+        let first = b.column(1).as_string::<i32>();
+        assert_eq!(first.value(0), "Ann");
+        assert!(first.is_null(1));
+        assert_eq!(b.column(2).as_string::<i32>().value(1), "true");
+        let ages = b.column(3).as_primitive::<Int32Type>();
+        assert_eq!(ages.value(0), 30);
+        assert!(ages.is_null(1));
+        assert!(b.column(4).is_null(0) && b.column(4).is_valid(1));
+        // The second record's values were taken back with it: none of its nulls is counted.
+        let mut counts = BTreeMap::new();
+        decoded.count_nulls(&mut counts);
+        assert!(counts.is_empty(), "{counts:?}");
+        assert_eq!(decoded.dead_letters.len(), 1);
+        assert!(decoded.dead_letters[0].error.contains("column ind is null"), "{:?}", decoded.dead_letters[0]);
+    }
+
+    #[test]
+    fn integers_are_read_like_rust_reads_them() {
+        for text in [
+            "0",
+            "-0",
+            "007",
+            "-12",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "",
+            "-",
+            "1a",
+            "+1",
+            " 1",
+            "1.0",
+            "00000000000000000000000000042",
+        ] {
+            assert_eq!(integer(text), text.parse::<i64>().ok().filter(|_| !text.starts_with('+')), "{text:?}");
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! The JSON reader of the decoder: one object per record, every member handed over as borrowed
-//! text, nested values checked and skipped. It accepts exactly the JSON of RFC 8259 (what
-//! serde_json accepts, without its nesting limit) and allocates only for a nested value's stack
-//! and for keys written with escapes; a string value's escapes are decoded by [`unescape`], and
-//! only for the columns that keep it.
+//! The JSON reader of the decoder: one object per record, the members of wanted keys handed over
+//! as borrowed text, every other member and nested value checked and skipped. It accepts exactly
+//! the JSON of RFC 8259 (what serde_json accepts, without its nesting limit) and allocates only
+//! for a nested value's stack and for keys written with escapes; a string value's escapes are
+//! decoded by [`unescape`], and only for the columns that keep it.
 
 use std::fmt;
 
@@ -35,8 +35,9 @@ impl fmt::Display for Error {
 type Result<T> = std::result::Result<T, Error>;
 
 /// Reads `text` as one JSON object with nothing but whitespace around it, calling `member` with
-/// each key (escapes decoded) and value, in order: a repeated key is handed over again.
-pub fn object<'a>(text: &'a str, mut member: impl FnMut(&str, Value<'a>)) -> Result<()> {
+/// each value whose key (escapes decoded) is one of `names`, and that name's index, in order: a
+/// repeated key is handed over again. Members with other keys are checked and not handed over.
+pub fn object<'a>(text: &'a str, names: &[&str], mut member: impl FnMut(usize, Value<'a>)) -> Result<()> {
     let mut r = Reader { text, b: text.as_bytes(), i: 0 };
     r.ws();
     if r.peek() != Some(b'{') {
@@ -47,16 +48,30 @@ pub fn object<'a>(text: &'a str, mut member: impl FnMut(&str, Value<'a>)) -> Res
     if r.peek() == Some(b'}') {
         r.i += 1;
     } else {
+        // Keys mostly come in the order of `names`: the name after the last one met is tried
+        // first, against the text itself.
+        let mut next = 0;
         loop {
-            let (key, escaped) = r.key()?;
-            let value = r.value()?;
-            if escaped {
-                // A key with escapes names a column only once decoded.
-                if let Some(key) = unescape(key) {
-                    member(&key, value);
+            let found = match names.get(next) {
+                Some(name) if r.is_key(name) => {
+                    r.i += name.len() + 2;
+                    Some(next)
                 }
-            } else {
-                member(key, value);
+                _ => {
+                    let (key, escaped) = r.key_text()?;
+                    if escaped {
+                        // A key with escapes names a column only once decoded.
+                        unescape(key).and_then(|key| names.iter().position(|n| *n == key))
+                    } else {
+                        names.iter().position(|n| *n == key)
+                    }
+                }
+            };
+            r.colon()?;
+            let value = r.value()?;
+            if let Some(i) = found {
+                member(i, value);
+                next = i + 1;
             }
             r.ws();
             match r.peek() {
@@ -100,21 +115,44 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A member's key and the colon after it; the reader is at the key's opening quote.
-    fn key(&mut self) -> Result<(&'a str, bool)> {
+    /// Whether the reader is at a key written as exactly `name` (a name has no character that
+    /// JSON escapes).
+    fn is_key(&self, name: &str) -> bool {
+        let n = name.len();
+        self.b
+            .get(self.i..self.i + n + 2)
+            .is_some_and(|k| k[0] == b'"' && k[n + 1] == b'"' && same(&k[1..=n], name.as_bytes()))
+    }
+
+    /// A member's key as written; the reader is at its opening quote.
+    fn key_text(&mut self) -> Result<(&'a str, bool)> {
         if self.peek() != Some(b'"') {
             return self.fail("expected a string key");
         }
-        let key = self.string()?;
+        self.string()
+    }
+
+    /// The colon after a key, and whitespace around it.
+    fn colon(&mut self) -> Result<()> {
         self.ws();
         if self.peek() != Some(b':') {
             return self.fail("expected ':'");
         }
         self.i += 1;
+        Ok(())
+    }
+
+    /// A member's key and the colon after it; the reader is at the key's opening quote.
+    fn key(&mut self) -> Result<(&'a str, bool)> {
+        let key = self.key_text()?;
+        self.colon()?;
         Ok(key)
     }
 
     /// One value, surrounding whitespace included; objects and arrays are checked and skipped.
+    /// Inlined, as [`Reader::string`]: handing a value back through a call costs more than
+    /// reading most values.
+    #[inline(always)]
     fn value(&mut self) -> Result<Value<'a>> {
         self.ws();
         let value = match self.peek() {
@@ -182,6 +220,7 @@ impl<'a> Reader<'a> {
 
     /// A string; the reader is at its opening quote. Returns the text between the quotes and
     /// whether it holds escapes.
+    #[inline(always)]
     fn string(&mut self) -> Result<(&'a str, bool)> {
         self.i += 1;
         let start = self.i;
@@ -267,16 +306,39 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Whether two byte strings are equal; for keys, which are short: two overlapping words
+/// compared cost less than a call to `memcmp`.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        _ if n != b.len() => false,
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
+}
+
 /// Position of the first byte inside a string that ends the plain run of text: a quote, a
 /// backslash or a control character (below 0x20, not allowed raw); `bytes.len()` if none.
-/// Eight bytes at a time: most strings are short and plain.
+/// Sixteen bytes at a time where SSE2 is there (every x86-64), then eight.
 fn special(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while let Some(chunk) = bytes.get(at..at + 16) {
+        let hits = specials_sse2(chunk.try_into().expect("16 bytes"));
+        if hits != 0 {
+            return at + hits.trailing_zeros() as usize;
+        }
+        at += 16;
+    }
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Per byte, the high bit is set where the byte is zero; wrong only above a true zero
     // (the borrow), so the lowest set bit is always right.
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let mut at = 0;
     while at + 8 <= bytes.len() {
         let x = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         let hits = zero(x ^ (ONES * u64::from(b'"')))
@@ -289,6 +351,26 @@ fn special(bytes: &[u8]) -> usize {
         at += 8;
     }
     at + bytes[at..].iter().position(|b| matches!(b, b'"' | b'\\' | 0..0x20)).unwrap_or(bytes.len() - at)
+}
+
+/// Bit i is set where byte i of `chunk` is a quote, a backslash or below 0x20.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn specials_sse2(chunk: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_set_epi64x,
+    };
+    let half = |from: usize| i64::from_le_bytes(chunk[from..from + 8].try_into().expect("8 bytes"));
+    // SAFETY: the intrinsics need SSE2, which this build enables (the cfg above); they compute
+    // on values only, reading no memory through a pointer.
+    unsafe {
+        let x = _mm_set_epi64x(half(8), half(0));
+        // A byte is at most 0x1f exactly when the smaller of it and 0x1f is itself.
+        let hits = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8)), _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8))),
+            _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x),
+        );
+        _mm_movemask_epi8(hits) as u32
+    }
 }
 
 /// A string's text between its quotes, as read by [`object`], with its escapes decoded; `None`
@@ -338,9 +420,11 @@ pub fn unescape(raw: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn members(text: &str) -> Result<Vec<(String, Value<'_>)>> {
+    const NAMES: [&str; 6] = ["a", "b", "c", "e", "f", "g"];
+
+    fn members(text: &str) -> Result<Vec<(&'static str, Value<'_>)>> {
         let mut out = Vec::new();
-        object(text, |k, v| out.push((k.to_string(), v)))?;
+        object(text, &NAMES, |i, v| out.push((NAMES[i], v)))?;
         Ok(out)
     }
 
@@ -356,8 +440,13 @@ mod tests {
             ("f", Value::Bool(true)),
             ("g", Value::Complex),
         ];
-        assert_eq!(got, want.map(|(k, v)| (k.to_string(), v)));
+        assert_eq!(got, want);
         assert_eq!(members("{}").unwrap(), vec![]);
+        // Out of order, repeated, unknown, prefixes of names and names with more after them.
+        let text = r#"{"g":1,"ab":2,"b":3,"":4,"a":5,"b":6,"a\"":7,"gg":8,"f" :9}"#;
+        let got = members(text).unwrap();
+        let want = [("g", "1"), ("b", "3"), ("a", "5"), ("b", "6"), ("f", "9")].map(|(k, v)| (k, Value::Number(v)));
+        assert_eq!(got, want);
     }
 
     /// Whatever the text, the reader accepts it exactly when serde_json does.
@@ -406,7 +495,7 @@ mod tests {
         for text in cases {
             let serde = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
                 && text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{');
-            assert_eq!(object(text, |_, _| {}).is_ok(), serde, "{text:?}");
+            assert_eq!(object(text, &NAMES, |_, _| {}).is_ok(), serde, "{text:?}");
         }
         // Every byte changed, one at a time, in a line of every kind of value.
         let line = r#"{"s":"a\"\u00e9\n","n":-12.5e-3,"t":true,"f":false,"z":null,"o":{"k":[1,"x",{}]},"a":[]}"#;
@@ -417,7 +506,22 @@ mod tests {
                 let Ok(text) = std::str::from_utf8(&bytes) else { continue };
                 let serde = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
                     && text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{');
-                assert_eq!(object(text, |_, _| {}).is_ok(), serde, "{text:?}");
+                assert_eq!(object(text, &NAMES, |_, _| {}).is_ok(), serde, "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn byte_strings_are_the_same_exactly_when_equal() {
+        let text = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        for n in 0..=30 {
+            let a = &text[..n];
+            assert!(same(a, a), "{n}");
+            assert!(n == 0 || !same(a, &text[1..=n]), "{n}");
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same(a, &b), "{n} {at}");
             }
         }
     }
@@ -425,7 +529,7 @@ mod tests {
     #[test]
     fn nesting_has_no_limit() {
         let deep = format!(r#"{{"a":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(members(&deep).unwrap(), vec![("a".to_string(), Value::Complex)]);
+        assert_eq!(members(&deep).unwrap(), vec![("a", Value::Complex)]);
     }
 
     #[test]
