@@ -18,25 +18,44 @@ pub struct Object {
     pub start: i64,
 }
 
-/// The objects of a topic, by partition, sorted by start offset; every partition folder has an
-/// entry, empty when it holds nothing to read. With `after`, a partition listed there yields
-/// only the objects that start after that offset (the listing skips the others), the rest all
-/// of theirs. Keys that do not follow the layout are ignored.
+/// The partition folders of a topic's landing folder (`partition=<p>`), with their partitions.
+pub async fn partition_folders(store: &Store, topic: &str) -> Result<Vec<(String, i32)>> {
+    Ok(store
+        .folders(&format!("topics/{topic}"))
+        .await?
+        .into_iter()
+        .filter_map(|folder| {
+            let partition = folder.strip_prefix("partition=")?.parse().ok()?;
+            Some((folder, partition))
+        })
+        .collect())
+}
+
+/// Where a listing of a topic resumes: its partition folders (from [`partition_folders`]) and,
+/// per partition, the start offset of the last object already read.
+pub struct Resume<'a> {
+    pub folders: &'a [(String, i32)],
+    pub after: &'a BTreeMap<i32, i64>,
+}
+
+/// The objects of a topic, by partition, sorted by start offset. With `resume`, every partition
+/// folder has an entry, empty when it holds nothing to read, and a partition with a position
+/// yields only the objects that start after it (the listing skips the others), the rest all of
+/// theirs. Keys that do not follow the layout are ignored.
 pub async fn list_objects(
     store: &Store,
     topic: &str,
-    after: Option<&BTreeMap<i32, i64>>,
+    resume: Option<Resume<'_>>,
 ) -> Result<BTreeMap<i32, Vec<Object>>> {
     let mut out: BTreeMap<i32, Vec<Object>> = BTreeMap::new();
     let dir = format!("topics/{topic}");
     let mut keys = Vec::new();
-    match after {
+    let after = resume.as_ref().map(|r| r.after);
+    match &resume {
         None => keys = store.list(&dir).await?,
-        Some(after) => {
-            for folder in store.folders(&dir).await? {
-                let Some(partition) = folder.strip_prefix("partition=").and_then(|p| p.parse::<i32>().ok()) else {
-                    continue;
-                };
+        Some(Resume { folders, after }) => {
+            for (folder, partition) in folders.iter() {
+                let partition = *partition;
                 out.insert(partition, Vec::new());
                 let from = after
                     .get(&partition)
@@ -139,15 +158,17 @@ mod tests {
         assert_eq!(starts(&all), vec![(0, vec![0, 5, 9, 12_345]), (1, vec![0, 3]), (2, vec![7])]);
 
         // Partition 0 read up to the object at 5, partition 1 up to its last; 2 not yet read.
+        let folders = partition_folders(&store, "t").await.unwrap();
+        assert_eq!(folders.iter().map(|(_, p)| *p).collect::<Vec<_>>(), vec![0, 1, 2]);
         let after = BTreeMap::from([(0, 5), (1, 3)]);
-        let listed = list_objects(&store, "t", Some(&after)).await.unwrap();
+        let listed = list_objects(&store, "t", Some(Resume { folders: &folders, after: &after })).await.unwrap();
         assert_eq!(starts(&listed), vec![(0, vec![9, 12_345]), (1, vec![]), (2, vec![7])]);
         assert_eq!(listed[&0][0].key, object_key("t", 0, 9));
 
         // A position between objects, or past the layout's ten digits, still lists exactly the
         // objects that start after it.
         let after = BTreeMap::from([(0, 10), (2, 20_000_000_000)]);
-        let listed = list_objects(&store, "t", Some(&after)).await.unwrap();
+        let listed = list_objects(&store, "t", Some(Resume { folders: &folders, after: &after })).await.unwrap();
         assert_eq!(starts(&listed), vec![(0, vec![12_345]), (1, vec![0, 3]), (2, vec![])]);
     }
 }

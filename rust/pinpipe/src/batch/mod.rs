@@ -222,13 +222,8 @@ async fn txn_versions(
 /// Per partition of `topic`'s landing folder, the start offset of the last object the raw table
 /// holds: a run need list only the objects after it. A partition is left out (listed whole) when
 /// the raw table holds none of its objects, or a full refresh reset its dead letters.
-async fn read_from(lake: &Lake, store: &Store, table: Table, topic: &str) -> Result<BTreeMap<i32, i64>> {
-    let partitions: Vec<i32> = store
-        .folders(&format!("topics/{topic}"))
-        .await?
-        .iter()
-        .filter_map(|f| f.strip_prefix("partition=")?.parse().ok())
-        .collect();
+async fn read_from(lake: &Lake, table: Table, topic: &str, folders: &[(String, i32)]) -> Result<BTreeMap<i32, i64>> {
+    let partitions: Vec<i32> = folders.iter().map(|(_, p)| *p).collect();
     let raw = positions(&lake.table(&raw_path(table)).await?, topic, &partitions).await?;
     let dead = positions(&lake.table(DEAD_LETTERS_PATH).await?, topic, &partitions).await?;
     Ok(raw
@@ -299,8 +294,14 @@ async fn run_once(config: &BatchConfig) -> Result<BatchSummary> {
     let mut landed = BTreeMap::new();
     for table in Table::ALL {
         let topic = config.user_id.topic(table);
-        let after = if config.full_refresh { None } else { Some(read_from(&lake, &store, table, &topic).await?) };
-        landed.insert(table, landed::list_objects(&store, &topic, after.as_ref()).await?);
+        let objects = if config.full_refresh {
+            landed::list_objects(&store, &topic, None).await?
+        } else {
+            let folders = landed::partition_folders(&store, &topic).await?;
+            let after = read_from(&lake, table, &topic, &folders).await?;
+            landed::list_objects(&store, &topic, Some(landed::Resume { folders: &folders, after: &after })).await?
+        };
+        landed.insert(table, objects);
     }
     if config.full_refresh {
         let partitions: Vec<(String, i32)> =
