@@ -53,11 +53,11 @@ pub async fn list_objects(
     let after = resume.as_ref().map(|r| r.after);
     match &resume {
         None => keys = store.list(&dir).await?,
-        Some(Resume { folders, after }) => {
-            for (folder, partition) in folders.iter() {
-                let partition = *partition;
+        Some(resume) => {
+            for &(ref folder, partition) in resume.folders {
                 out.insert(partition, Vec::new());
-                let from = after
+                let from = resume
+                    .after
                     .get(&partition)
                     .filter(|start| (0..MAX_PADDED).contains(*start))
                     .map(|start| crate::landing::object_key(topic, partition, *start));
