@@ -16,7 +16,7 @@ use serde::de::IgnoredAny;
 
 use super::json;
 use super::raw::{parse_timestamp, raw_columns, raw_schema, RawColumn, RawType};
-use super::trim;
+use super::trim_bytes;
 use crate::model::Table;
 
 /// A record that could not be decoded.
@@ -47,8 +47,11 @@ fn undecodable_error(value: &[u8]) -> String {
     if value.trim_ascii().is_empty() {
         return "value is empty or blank, not JSON".to_string();
     }
+    // serde_json skips strings without checking their UTF-8: checked first.
+    if let Err(e) = std::str::from_utf8(value) {
+        return format!("value is not UTF-8 JSON: invalid UTF-8 at column {}", e.valid_up_to() + 1);
+    }
     match serde_json::from_slice::<IgnoredAny>(value) {
-        Err(e) if std::str::from_utf8(value).is_err() => format!("value is not UTF-8 JSON: {e}"),
         Err(e) => format!("value is not JSON: {e}"),
         Ok(_) => "value is not JSON".to_string(),
     }
@@ -97,13 +100,25 @@ impl Decoded {
 }
 
 /// `-?[0-9]+` as an i64 (None when it is not one, or does not fit).
-fn integer(text: &str) -> Option<i64> {
-    let (negative, digits) = match text.as_bytes() {
+fn integer(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text {
         [b'-', rest @ ..] => (true, rest),
         all => (false, all),
     };
     if digits.is_empty() {
         return None;
+    }
+    if digits.len() <= 18 {
+        // Cannot overflow: the common case, without checks.
+        let mut n: i64 = 0;
+        for &d in digits {
+            let d = d.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            n = n * 10 + i64::from(d);
+        }
+        return Some(if negative { -n } else { n });
     }
     // Summed negative, so that i64::MIN fits.
     let mut n: i64 = 0;
@@ -121,17 +136,50 @@ fn integer(text: &str) -> Option<i64> {
 }
 
 /// A finite number written as JSON number text or as a numeric string (`"7.25"`, `" 33"`).
-fn number(text: &str) -> Option<f64> {
-    let t = trim(text);
+fn number(text: &[u8]) -> Option<f64> {
+    let t = trim_bytes(text);
+    if let Some(f) = short_decimal(t) {
+        return Some(f);
+    }
     // Rust's parser also takes "inf" and "NaN": not numbers here.
-    t.parse::<f64>().ok().filter(|f| f.is_finite())
+    std::str::from_utf8(t).ok()?.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// `-?[0-9]+(\.[0-9]+)?` with at most 15 digits (coordinates, prices), read exactly as Rust
+/// reads it, faster: the digits as an integer and the power of ten are both exact doubles, so the
+/// one division rounds the true value once, correctly (Clinger's fast path). `None` for any other
+/// text, to be read in full.
+fn short_decimal(text: &[u8]) -> Option<f64> {
+    const POWERS: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    let (negative, t) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        all => (false, all),
+    };
+    if t.is_empty() || t.len() > 16 {
+        return None;
+    }
+    let mut digits: u64 = 0;
+    let mut point = None;
+    for (i, &b) in t.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => digits = digits * 10 + u64::from(b - b'0'),
+            b'.' if point.is_none() && i > 0 && i + 1 < t.len() => point = Some(i),
+            _ => return None,
+        }
+    }
+    let decimals = point.map_or(0, |p| t.len() - 1 - p);
+    if t.len() - usize::from(point.is_some()) > 15 {
+        return None;
+    }
+    let value = digits as f64 / POWERS[decimals];
+    Some(if negative { -value } else { value })
 }
 
 /// A whole number that fits an i64, from a JSON number or a numeric string (`33`, `"33"`,
 /// `33.0`); None otherwise.
-fn whole_number(text: &str) -> Option<i64> {
-    let t = trim(text);
-    if let Some(i) = integer(t.strip_prefix('+').unwrap_or(t)) {
+fn whole_number(text: &[u8]) -> Option<i64> {
+    let t = trim_bytes(text);
+    if let Some(i) = integer(t.strip_prefix(b"+").unwrap_or(t)) {
         return Some(i);
     }
     let f = number(t)?;
@@ -140,7 +188,7 @@ fn whole_number(text: &str) -> Option<i64> {
 
 /// A string value's text, escapes decoded; `None` for a string with half of a surrogate pair
 /// escaped (`"\ud800"`: valid JSON, but no text).
-fn unescaped(s: &str, escaped: bool) -> Option<Cow<'_, str>> {
+fn unescaped(s: &[u8], escaped: bool) -> Option<Cow<'_, [u8]>> {
     if escaped {
         json::unescape(s).map(Cow::Owned)
     } else {
@@ -153,11 +201,12 @@ fn key_value(column: &RawColumn, value: json::Value) -> Result<i64, String> {
     let name = column.name;
     match value {
         json::Value::Null => Err(format!("column {name} is null")),
-        json::Value::Number(t) => {
-            integer(t).ok_or_else(|| format!("column {name}: {t} is not an integer that fits 64 bits"))
-        }
+        json::Value::Number(t) => integer(t).ok_or_else(|| {
+            format!("column {name}: {} is not an integer that fits 64 bits", String::from_utf8_lossy(t))
+        }),
         json::Value::Str(s, escaped) => match unescaped(s, escaped) {
-            Some(s) => integer(trim(&s)).ok_or_else(|| format!("column {name}: {s:?} is not an integer")),
+            Some(s) => integer(trim_bytes(&s))
+                .ok_or_else(|| format!("column {name}: {:?} is not an integer", String::from_utf8_lossy(&s))),
             None => Err(format!("column {name}: a string with a lone surrogate escape is not an integer")),
         },
         json::Value::Bool(b) => Err(format!("column {name}: {b} is not an integer")),
@@ -206,9 +255,9 @@ impl Column {
         Column { values, valid: None }
     }
 
-    fn push_text(&mut self, text: &str) {
+    fn push_text(&mut self, text: &[u8]) {
         if let Values::Text(data, offsets) = &mut self.values {
-            data.extend_from_slice(text.as_bytes());
+            data.extend_from_slice(text);
             offsets.push(text_offset(data.len()));
             self.valid();
         }
@@ -332,7 +381,7 @@ impl Wanted {
                 true
             }
             (RawType::Text, V::Bool(b)) => {
-                self.push_text(i, if b { "true" } else { "false" }, out, nulls);
+                self.push_text(i, if b { b"true" } else { b"false" }, out, nulls);
                 true
             }
             (RawType::Int64 | RawType::Int32, V::Number(t)) => self.push_whole(whole_number(t), out),
@@ -358,12 +407,12 @@ impl Wanted {
 
     /// Appends text, noting it when the cleaning sets it to null (RULES.md's null rule, counted
     /// here; the cleaning query applies it).
-    fn push_text(&self, i: usize, text: &str, out: &mut Column, nulls: &mut Vec<(usize, Null)>) {
+    fn push_text(&self, i: usize, text: &[u8], out: &mut Column, nulls: &mut Vec<(usize, Null)>) {
         out.push_text(text);
-        let t = trim(text);
+        let t = trim_bytes(text);
         if t.is_empty() {
             nulls.push((i, Null::Empty));
-        } else if let Some(s) = self.sentinels.iter().position(|s| *s == t) {
+        } else if let Some(s) = self.sentinels.iter().position(|s| s.as_bytes() == t) {
             nulls.push((i, Null::Sentinel(s)));
         } else if self.follower_count && super::parse_follower_count(t).is_none() {
             nulls.push((i, Null::Unparsable));
@@ -390,6 +439,8 @@ struct Decoder {
     table: Table,
     wanted: Vec<Wanted>,
     names: Vec<&'static str>,
+    /// The key column's index.
+    key: usize,
     columns: Vec<Column>,
     partitions: Vec<i32>,
     offsets: Vec<i64>,
@@ -402,7 +453,9 @@ struct Decoder {
 impl Decoder {
     fn new(table: Table, capacity: usize) -> Self {
         let columns = raw_columns(table);
-        assert!(columns.len() <= 64, "a record's columns are tracked in 64 bits");
+        assert!(columns.len() < 64, "a record's columns are tracked in 64 bits");
+        let required: Vec<usize> = (0..columns.len()).filter(|&i| columns[i].required).collect();
+        let [key] = required[..] else { panic!("a raw table has one key column") };
         let wanted: Vec<Wanted> = columns
             .iter()
             .map(|&column| Wanted {
@@ -421,6 +474,7 @@ impl Decoder {
             },
             wanted,
             names: columns.iter().map(|c| c.name).collect(),
+            key,
             partitions: Vec::with_capacity(capacity),
             offsets: Vec::with_capacity(capacity),
             record_nulls: Vec::new(),
@@ -429,10 +483,11 @@ impl Decoder {
     }
 
     /// Decodes one JSON document into a row, or returns why it is a dead letter (nothing is
-    /// appended then). Unusable values become nulls, counted.
-    fn record(&mut self, text: &str, partition: i32, offset: i64) -> Result<(), String> {
+    /// appended then). Unusable values become nulls, counted. Text that is not UTF-8 is not
+    /// JSON: its error is the reader's, which callers replace with their own.
+    fn record(&mut self, text: &[u8], partition: i32, offset: i64) -> Result<(), String> {
         let rows = self.offsets.len();
-        let Decoder { wanted, names, columns, record_nulls, .. } = self;
+        let Decoder { wanted, names, key: key_column, columns, record_nulls, .. } = self;
         record_nulls.clear();
         // The columns met so far (bit i: column i) and the key's value, if met.
         let mut seen = 0u64;
@@ -452,14 +507,15 @@ impl Decoder {
             seen |= 1 << i;
             w.push(i, value, &mut columns[i], record_nulls);
         });
+        let key_column = *key_column;
         let kept = read.map_err(|e| format!("not a JSON object: {e}")).and_then(|()| {
-            for (i, w) in wanted.iter().enumerate() {
-                if w.column.required {
-                    let k = key.take().unwrap_or_else(|| Err(format!("column {} is missing", w.column.name)))?;
-                    columns[i].push_int(k);
-                } else if seen & (1 << i) == 0 {
-                    columns[i].push_null();
-                }
+            let k = key.unwrap_or_else(|| Err(format!("column {} is missing", wanted[key_column].column.name)))?;
+            columns[key_column].push_int(k);
+            // Each column the record does not have is null.
+            let mut missing = ((1u64 << columns.len()) - 1) & !seen & !(1 << key_column);
+            while missing != 0 {
+                columns[missing.trailing_zeros() as usize].push_null();
+                missing &= missing - 1;
             }
             Ok(())
         });
@@ -496,9 +552,13 @@ impl Decoder {
 pub fn decode_records<'a>(table: Table, records: impl ExactSizeIterator<Item = &'a [u8]>) -> Decoded {
     let mut decoder = Decoder::new(table, records.len());
     for (i, record) in records.enumerate() {
-        let decoded = match std::str::from_utf8(record) {
-            Ok(text) if !record.trim_ascii().is_empty() => decoder.record(text, 0, i as i64),
-            _ => Err(undecodable_error(record)),
+        let decoded = if record.trim_ascii().is_empty() {
+            Err(undecodable_error(record))
+        } else {
+            decoder.record(record, 0, i as i64).map_err(|error| match std::str::from_utf8(record) {
+                Err(_) => undecodable_error(record),
+                Ok(_) => error,
+            })
         };
         if let Err(error) = decoded {
             decoder.dead_letters.push(DeadLetter::new(i as i64 + 1, i as i64, record, error));
@@ -513,9 +573,6 @@ pub fn decode_records<'a>(table: Table, records: impl ExactSizeIterator<Item = &
 pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i64) -> Decoded {
     // Room for lines of about 128 bytes (landed records are longer): the columns grow if not.
     let mut decoder = Decoder::new(table, data.len() / 128 + 1);
-    // One UTF-8 check of the whole object, and of a line only when the object fails it: a line
-    // of valid text is valid text, as it is cut at ASCII bytes.
-    let text = std::str::from_utf8(data).ok();
     let mut index = 0i64;
     let mut begin = 0;
     let mut number = 0i64;
@@ -532,17 +589,20 @@ pub fn decode_object(table: Table, data: &[u8], partition: i32, start_offset: i6
         }
         let record = index;
         index += 1;
-        if let Some(value) = crate::landing::parse_undecodable_line(trimmed) {
+        // A value the sink landed as undecodable: its first key begins with an underscore.
+        let undecodable = trimmed.starts_with(b"{\"_").then(|| crate::landing::parse_undecodable_line(trimmed));
+        if let Some(Some(value)) = undecodable {
             let error = undecodable_error(&value);
             decoder.dead_letters.push(DeadLetter::new(number, record, &value, error));
             continue;
         }
-        let line_text = match text {
-            Some(text) => Ok(&text[start..start + line.len()]),
-            None => std::str::from_utf8(line)
-                .map_err(|e| format!("not a JSON object: invalid UTF-8 at column {}", e.valid_up_to() + 1)),
-        };
-        let decoded = line_text.and_then(|text| decoder.record(text, partition, start_offset + record));
+        // The reader checks UTF-8 as it reads; only a line it refuses is checked again, to say
+        // so when that is why.
+        let decoded =
+            decoder.record(line, partition, start_offset + record).map_err(|error| match std::str::from_utf8(line) {
+                Err(e) => format!("not a JSON object: invalid UTF-8 at column {}", e.valid_up_to() + 1),
+                Ok(_) => error,
+            });
         if let Err(error) = decoded {
             decoder.dead_letters.push(DeadLetter::new(number, record, line, error));
         }
@@ -555,6 +615,42 @@ mod tests {
     use super::*;
     use deltalake::arrow::array::{Array, AsArray};
     use deltalake::arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+
+    #[test]
+    fn text_in_any_language_is_kept_and_bytes_that_are_not_utf8_are_dead_letters() {
+        let mut data = Vec::new();
+        data.extend_from_slice("{\"ind\": 1, \"first_name\": \"Zoë\", \"last_name\": \" 李 \"}\n".as_bytes());
+        // A byte that is no UTF-8 inside a string value, and inside a key.
+        data.extend_from_slice(b"{\"ind\": 2, \"first_name\": \"Zo\xeb\"}\n");
+        data.extend_from_slice(b"{\"ind\": 3, \"n\xc3me\": 1}\n");
+        // A UTF-8 character outside any string is not JSON, not a UTF-8 error.
+        data.extend_from_slice("{\"ind\": 4, \"age\": ５}\n".as_bytes());
+        let decoded = decode_object(Table::User, &data, 0, 0);
+        let b = &decoded.batch;
+        assert_eq!(b.column(0).as_primitive::<Int64Type>().values(), &[1]);
+        assert_eq!(b.column(1).as_string::<i32>().value(0), "Zoë");
+        assert_eq!(b.column(2).as_string::<i32>().value(0), " 李 ");
+        let errors: Vec<&str> = decoded.dead_letters.iter().map(|d| d.error.as_str()).collect();
+        assert_eq!(
+            errors,
+            [
+                "not a JSON object: invalid UTF-8 at column 29",
+                "not a JSON object: invalid UTF-8 at column 14",
+                "not a JSON object: expected a value at column 19",
+            ]
+        );
+        assert_eq!(decoded.dead_letters[0].raw_bytes, b"{\"ind\": 2, \"first_name\": \"Zo\xeb\"}");
+
+        let records: [&[u8]; 3] =
+            [b"{\"ind\": 1, \"first_name\": \"\xff\"}", "{\"ind\": 2, \"first_name\": \"ÿ\"}".as_bytes(), b" "];
+        let decoded = decode_records(Table::User, records.into_iter());
+        assert_eq!(decoded.batch.column(1).as_string::<i32>().value(0), "ÿ");
+        let errors: Vec<(i64, &str)> = decoded.dead_letters.iter().map(|d| (d.line, d.error.as_str())).collect();
+        assert_eq!(
+            errors,
+            [(1, "value is not UTF-8 JSON: invalid UTF-8 at column 27"), (3, "value is empty or blank, not JSON")]
+        );
+    }
 
     #[test]
     fn keeps_every_object_with_a_usable_key_and_nulls_what_cannot_be_used() {
@@ -667,8 +763,16 @@ mod tests {
             " 1",
             "1.0",
             "00000000000000000000000000042",
+            "999999999999999999",
+            "-999999999999999999",
+            "1000000000000000000",
+            "99999999999999999a",
         ] {
-            assert_eq!(integer(text), text.parse::<i64>().ok().filter(|_| !text.starts_with('+')), "{text:?}");
+            assert_eq!(
+                integer(text.as_bytes()),
+                text.parse::<i64>().ok().filter(|_| !text.starts_with('+')),
+                "{text:?}"
+            );
         }
     }
 
@@ -693,5 +797,32 @@ mod tests {
         assert_eq!(counts.get("latitude: unparsable"), Some(&1));
         assert_eq!(counts.get("longitude: unparsable"), Some(&2));
         assert!(decoded.dead_letters.is_empty());
+    }
+
+    /// The short path of number reading gives Rust's double, bit for bit.
+    #[test]
+    fn decimals_are_read_as_rust_reads_them() {
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let mut texts: Vec<String> =
+            ["0", "-0", "0.0", "-0.0", "007.50", "999999999999999", "0.000000000000001"].map(String::from).to_vec();
+        for _ in 0..200_000 {
+            let digits: String = (0..1 + next(17)).map(|_| char::from(b'0' + next(10) as u8)).collect();
+            let cut = next(digits.len() as u64 + 1) as usize;
+            let sign = if next(2) == 0 { "-" } else { "" };
+            texts.push(format!("{sign}{}.{}", &digits[..cut], &digits[cut..]));
+            texts.push(format!("{sign}{digits}"));
+        }
+        for text in &texts {
+            let want = text.parse::<f64>().ok();
+            let got = number(text.as_bytes());
+            assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "{text}");
+        }
+        for text in ["1.", ".5", "1..2", "1.2.3", "-", "-.5", "1e5", "+1", "--1"] {
+            assert_eq!(short_decimal(text.as_bytes()), None, "{text}");
+        }
     }
 }

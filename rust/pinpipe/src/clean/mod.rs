@@ -39,12 +39,24 @@ pub fn is_space(c: char) -> bool {
 
 /// `text` with surrounding whitespace removed, as RULES.md means "trimmed".
 pub fn trim(text: &str) -> &str {
-    let visible = |b: &u8| (b'!'..=b'~').contains(b);
-    let b = text.as_bytes();
-    if b.first().is_some_and(visible) && b.last().is_some_and(visible) {
-        return text; // the common case: printable ASCII at both ends
+    if visible_ends(text.as_bytes()) {
+        return text; // the common case
     }
     text.trim_matches(is_space)
+}
+
+/// [`trim`] of UTF-8 bytes (bytes that are not UTF-8 are left as they are).
+pub fn trim_bytes(text: &[u8]) -> &[u8] {
+    if visible_ends(text) {
+        return text;
+    }
+    std::str::from_utf8(text).map_or(text, |t| trim(t).as_bytes())
+}
+
+/// Whether `text` begins and ends with printable ASCII: nothing to trim.
+fn visible_ends(text: &[u8]) -> bool {
+    let visible = |b: &u8| (b'!'..=b'~').contains(b);
+    text.first().is_some_and(visible) && text.last().is_some_and(visible)
 }
 
 /// Name of the SQL function that applies [`trim`], registered by [`session`].
@@ -67,26 +79,33 @@ pub const FOLLOWER_COUNT_UDF: &str = "pinpipe_follower_count";
 /// Parses a follower count: digits with an optional decimal part and an optional suffix k/K
 /// (×1,000), M (×1,000,000) or B (×1,000,000,000), exactly (no floating point), rounding a
 /// fractional result half up. Anything else is `None`.
-pub fn parse_follower_count(text: &str) -> Option<i64> {
-    let t = trim(text);
-    let (number, multiplier): (&str, i128) = match t.as_bytes().last()? {
+pub fn parse_follower_count(text: impl AsRef<[u8]>) -> Option<i64> {
+    let t = trim_bytes(text.as_ref());
+    let (number, multiplier): (&[u8], i128) = match t.last()? {
         b'k' | b'K' => (&t[..t.len() - 1], 1_000),
         b'M' => (&t[..t.len() - 1], 1_000_000),
         b'B' => (&t[..t.len() - 1], 1_000_000_000),
         _ => (t, 1),
     };
-    let (int_part, frac_part) = match number.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (number, ""),
+    let (int_part, frac_part) = match number.iter().position(|b| *b == b'.') {
+        Some(dot) => (&number[..dot], Some(&number[dot + 1..])),
+        None => (number, None),
     };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int_part) || (number.contains('.') && !digits(frac_part)) || int_part.len() > 20 || frac_part.len() > 18
-    {
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    if !digits(int_part) || frac_part.is_some_and(|f| !digits(f)) || int_part.len() > 20 {
         return None;
     }
-    let int: i128 = int_part.parse().ok()?;
+    let value = |s: &[u8]| s.iter().fold(0i128, |n, d| n * 10 + i128::from(d - b'0'));
+    let Some(frac_part) = frac_part else {
+        // Whole: at most 20 digits times 10^9 fits an i128.
+        return i64::try_from(value(int_part) * multiplier).ok();
+    };
+    if frac_part.len() > 18 {
+        return None;
+    }
+    let int = value(int_part);
     let scale = 10i128.pow(frac_part.len() as u32);
-    let frac: i128 = if frac_part.is_empty() { 0 } else { frac_part.parse().ok()? };
+    let frac = value(frac_part);
     let scaled = (int * scale + frac) * multiplier;
     let value = (scaled * 2 + scale) / (2 * scale);
     i64::try_from(value).ok()
@@ -260,6 +279,13 @@ mod tests {
             ("-3", None),
             ("1,000", None),
             ("3 k", None),
+            // Around the limits of the whole-number shortcut and of 64 bits.
+            ("999999999B", Some(999_999_999_000_000_000)),
+            ("0000000012k", Some(12_000)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("9223372036854775808", None),
+            ("9999999999B", None),
+            ("9.9999999995B", Some(10_000_000_000)),
         ];
         for (text, want) in cases {
             assert_eq!(parse_follower_count(text), want, "{text:?}");

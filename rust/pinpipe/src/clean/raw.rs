@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use chrono::{NaiveDate, NaiveTime};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::model::Table;
@@ -112,18 +111,30 @@ pub fn raw_schema(table: Table) -> SchemaRef {
 /// of 1 to 9 digits (truncated to microseconds), and an optional zone — `Z` (either case), `±HH`,
 /// `±HHMM` or `±HH:MM`; no zone means UTC. Impossible dates and times (`2021-02-30`, `24:00:00`)
 /// are `None`.
-pub fn parse_timestamp(text: &str) -> Option<i64> {
-    let t = super::trim(text).as_bytes();
-    let digits = |from: usize, len: usize| -> Option<u32> {
-        let part = t.get(from..from + len)?;
-        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
-    };
-    let at = |i: usize, allowed: &[u8]| t.get(i).is_some_and(|b| allowed.contains(b));
-    if !(at(4, b"-") && at(7, b"-") && at(10, b" Tt") && at(13, b":") && at(16, b":")) {
+pub fn parse_timestamp(text: impl AsRef<[u8]>) -> Option<i64> {
+    let t = super::trim_bytes(text.as_ref());
+    let head: &[u8; 19] = t.get(..19)?.try_into().expect("19 bytes");
+    if !(head[4] == b'-'
+        && head[7] == b'-'
+        && matches!(head[10], b' ' | b'T' | b't')
+        && head[13] == b':'
+        && head[16] == b':')
+    {
         return None;
     }
-    let date = NaiveDate::from_ymd_opt(digits(0, 4)? as i32, digits(5, 2)?, digits(8, 2)?)?;
-    let time = NaiveTime::from_hms_opt(digits(11, 2)?, digits(14, 2)?, digits(17, 2)?)?;
+    let digit = |i: usize| {
+        let d = head[i].wrapping_sub(b'0');
+        (d < 10).then_some(i64::from(d))
+    };
+    let two = |i: usize| Some(digit(i)? * 10 + digit(i + 1)?);
+    let (year, month, day) = (two(0)? * 100 + two(2)?, two(5)?, two(8)?);
+    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
     let mut rest = &t[19..];
     let mut micros: i64 = 0;
     if let Some(fraction) = rest.strip_prefix(b".") {
@@ -161,7 +172,31 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    Some(date.and_time(time).and_utc().timestamp_micros() + micros - offset_secs * 1_000_000)
+    let seconds = days_since_epoch(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    Some((seconds - offset_secs) * 1_000_000 + micros)
+}
+
+/// Days in `month` (1–12) of `year`, in the proleptic Gregorian calendar.
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to a valid date of the proleptic Gregorian calendar from year 0 on:
+/// whole 400-year cycles of 146,097 days, then years counted from March, so that a leap day ends
+/// its year. Counted from a cycle before year 0, so that every quotient is of positive numbers.
+#[inline]
+fn days_since_epoch(year: i64, month: i64, day: i64) -> i64 {
+    let year = year + 400 - i64::from(month <= 2);
+    let (cycles, year_of_cycle) = (year / 400, year % 400);
+    let month_from_march = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_cycle = year_of_cycle * 365 + year_of_cycle / 4 - year_of_cycle / 100 + day_of_year;
+    (cycles - 1) * 146_097 + day_of_cycle - 719_468
 }
 
 #[cfg(test)]
@@ -213,6 +248,23 @@ mod tests {
             "+2021-01-01 00:00:00",
         ] {
             assert_eq!(at(bad), None, "{bad:?}");
+        }
+    }
+
+    /// Every day of years around the edges of the calendar's rules, and a second of each, read
+    /// as chrono reads them.
+    #[test]
+    fn dates_are_counted_as_chrono_counts_them() {
+        use chrono::NaiveDate;
+        for year in [0, 1, 4, 99, 100, 400, 1600, 1899, 1900, 1969, 1970, 1971, 2000, 2023, 2024, 2100, 9999] {
+            for month in 1..=12 {
+                for day in 1..=31 {
+                    let text = format!("{year:04}-{month:02}-{day:02} 23:59:58");
+                    let want = NaiveDate::from_ymd_opt(year, month, day)
+                        .map(|d| d.and_hms_opt(23, 59, 58).expect("a time").and_utc().timestamp_micros());
+                    assert_eq!(parse_timestamp(&text), want, "{text}");
+                }
+            }
         }
     }
 
